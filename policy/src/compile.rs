@@ -1,0 +1,407 @@
+//! YAML → [`CompiledPolicy`]: parse, interpolate, validate, build. Pure: the
+//! environment comes in through [`EnvLookup`], nothing touches the network.
+
+use crate::error::{Diagnostic, Error};
+use crate::interpolate;
+use crate::keys;
+use crate::model::*;
+use crate::spec::*;
+use crate::yaml_index::YamlIndex;
+use std::collections::{BTreeMap, HashMap};
+
+/// Where `${VAR}` values come from.
+pub trait EnvLookup {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl EnvLookup for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl EnvLookup for HashMap<String, String> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
+    }
+}
+
+/// A compiled policy and the findings that did not stop it.
+#[derive(Debug)]
+pub struct Compiled {
+    pub policy: CompiledPolicy,
+    pub warnings: Vec<Diagnostic>,
+}
+
+pub fn compile_yaml(text: &str, file: &str, env: &dyn EnvLookup) -> Result<Compiled, Error> {
+    let spec: PolicySpec = serde_yaml_ng::from_str(text).map_err(|e| {
+        Error::Invalid(vec![yaml_diagnostic(file, &e)])
+    })?;
+    let mut cx = Checker {
+        file,
+        index: YamlIndex::build(text),
+        env,
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let policy = cx.build(spec, file);
+    if cx.errors.is_empty() {
+        Ok(Compiled {
+            policy,
+            warnings: cx.warnings,
+        })
+    } else {
+        Err(Error::Invalid(cx.errors))
+    }
+}
+
+fn yaml_diagnostic(file: &str, e: &serde_yaml_ng::Error) -> Diagnostic {
+    let mut message = e.to_string();
+    let (line, column) = match e.location() {
+        Some(loc) => {
+            // The library appends its own "at line L column C"; we print the
+            // position in front, compiler-style, instead.
+            if let Some(cut) = message.rfind(" at line ") {
+                message.truncate(cut);
+            }
+            (loc.line(), loc.column())
+        }
+        None => (0, 0),
+    };
+    // serde_yaml_ng prefixes the field path as "a.b.c: message".
+    let (path, message) = match message.split_once(": ") {
+        Some((p, m)) if !p.contains(' ') => (p.to_string(), m.to_string()),
+        _ => (String::new(), message),
+    };
+    Diagnostic {
+        file: file.to_string(),
+        line,
+        column,
+        path,
+        message,
+    }
+}
+
+struct Checker<'a> {
+    file: &'a str,
+    index: YamlIndex,
+    env: &'a dyn EnvLookup,
+    errors: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
+}
+
+impl Checker<'_> {
+    fn diag(&self, path: &str, message: String) -> Diagnostic {
+        let (line, column) = self.index.locate(path);
+        Diagnostic {
+            file: self.file.to_string(),
+            line,
+            column,
+            path: path.to_string(),
+            message,
+        }
+    }
+
+    fn error(&mut self, path: &str, message: impl Into<String>) {
+        let d = self.diag(path, message.into());
+        self.errors.push(d);
+    }
+
+    fn warn(&mut self, path: &str, message: impl Into<String>) {
+        let d = self.diag(path, message.into());
+        self.warnings.push(d);
+    }
+
+    fn expand(&mut self, path: &str, raw: &str) -> Option<String> {
+        let env = self.env;
+        match interpolate::expand(raw, &|n| env.var(n)) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.error(path, e);
+                None
+            }
+        }
+    }
+
+    fn build(&mut self, spec: PolicySpec, file: &str) -> CompiledPolicy {
+        if spec.version != 1 {
+            self.error(
+                "version",
+                format!("unsupported policy version {}: expected 1", spec.version),
+            );
+        }
+        let listener = self.listener(spec.listener);
+        let providers = self.providers(spec.providers);
+        let names: BTreeMap<&str, u32> = providers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.name.as_str(), i as u32))
+            .collect();
+        let aliases = self.aliases(spec.models, &names);
+        let client_keys = self.client_keys(spec.client_keys);
+        CompiledPolicy {
+            source: file.to_string(),
+            listener,
+            providers,
+            aliases,
+            client_keys,
+        }
+    }
+
+    fn listener(&mut self, l: ListenerSpec) -> Listener {
+        let address = self
+            .expand("listener.address", &l.address)
+            .unwrap_or_default();
+        if !address.is_empty() && address.parse::<std::net::SocketAddr>().is_err() {
+            self.error(
+                "listener.address",
+                format!("{address:?} is not an IP:port address (e.g. 127.0.0.1:8080)"),
+            );
+        }
+        if l.max_body_bytes == 0 {
+            self.error("listener.max_body_bytes", "must be greater than 0");
+        }
+        if l.upstream_ca.trim().is_empty() {
+            self.error(
+                "listener.upstream_ca",
+                "expected `webpki`, `system` or the path of a PEM file",
+            );
+        }
+        Listener {
+            address,
+            threads: l.threads,
+            max_body_bytes: l.max_body_bytes,
+            upstream_ca: l.upstream_ca,
+        }
+    }
+
+    fn providers(&mut self, specs: BTreeMap<String, ProviderSpec>) -> Vec<Provider> {
+        if specs.is_empty() {
+            self.error("providers", "at least one provider is required");
+        }
+        // BTreeMap iteration keeps the output sorted by name.
+        specs
+            .into_iter()
+            .map(|(name, p)| self.provider(name, p))
+            .collect()
+    }
+
+    fn provider(&mut self, name: String, p: ProviderSpec) -> Provider {
+        let at = format!("providers.{name}");
+        if !is_plain_name(&name) {
+            self.error(
+                &at,
+                "provider names use letters, digits, `-`, `_` and `.` only (a `/` would clash with `<provider>/<model>` addressing)",
+            );
+        }
+        let url_path = format!("{at}.base_url");
+        let base_url = self.expand(&url_path, &p.base_url).unwrap_or_default();
+        let endpoint = match parse_base_url(&base_url) {
+            Ok(e) => e,
+            Err(msg) => {
+                if !base_url.is_empty() || p.base_url.is_empty() {
+                    self.error(&url_path, msg);
+                }
+                Endpoint::default()
+            }
+        };
+        let mut keys = Vec::new();
+        for (i, k) in p.keys.into_iter().enumerate() {
+            let kp = format!("{at}.keys[{i}].key");
+            let Some(secret) = self.expand(&kp, &k.key) else {
+                continue;
+            };
+            if secret.trim().is_empty() {
+                self.warn(
+                    &kp,
+                    "resolves to an empty key; it is left out of the pool",
+                );
+                continue;
+            }
+            keys.push(UpstreamKey {
+                name: k.name.unwrap_or_else(|| format!("{name}#{i}")),
+                secret,
+                tier: k.tier,
+            });
+        }
+        // Stable: keys of one tier keep their order from the file.
+        keys.sort_by_key(|k| k.tier);
+        if keys.is_empty() {
+            self.warn(
+                &at,
+                "has no usable upstream key; requests routed to it will fail with 503 until one is set",
+            );
+        }
+        if p.timeouts.connect_ms == 0 || p.timeouts.read_ms == 0 {
+            self.error(&format!("{at}.timeouts"), "timeouts must be greater than 0 ms");
+        }
+        Provider {
+            kind: match p.kind {
+                ProviderKindSpec::Openai => ProviderKind::OpenAi,
+                ProviderKindSpec::OpenaiCompatible => ProviderKind::OpenAiCompatible,
+                ProviderKindSpec::Anthropic => ProviderKind::Anthropic,
+                ProviderKindSpec::Gemini => ProviderKind::Gemini,
+                ProviderKindSpec::Cohere => ProviderKind::Cohere,
+            },
+            name,
+            base_url,
+            tls: endpoint.tls,
+            host: endpoint.host,
+            port: endpoint.port,
+            path_prefix: endpoint.path_prefix,
+            allow_direct: p.allow_direct,
+            keys,
+            connect_timeout_ms: p.timeouts.connect_ms,
+            read_timeout_ms: p.timeouts.read_ms,
+        }
+    }
+
+    fn aliases(
+        &mut self,
+        specs: BTreeMap<String, AliasSpec>,
+        providers: &BTreeMap<&str, u32>,
+    ) -> Vec<Alias> {
+        let mut out = Vec::with_capacity(specs.len());
+        for (name, a) in specs {
+            let at = format!("models.{name}");
+            if name.trim().is_empty() {
+                self.error(&at, "model names must not be empty");
+            }
+            if a.targets.is_empty() {
+                self.error(&format!("{at}.targets"), "at least one target is required");
+            }
+            let mut targets = Vec::with_capacity(a.targets.len());
+            for (i, t) in a.targets.into_iter().enumerate() {
+                let tp = format!("{at}.targets[{i}]");
+                match providers.get(t.provider.as_str()) {
+                    Some(&provider) => {
+                        if t.model.trim().is_empty() {
+                            self.error(&format!("{tp}.model"), "must not be empty");
+                        }
+                        targets.push(Target {
+                            provider,
+                            model: t.model,
+                        });
+                    }
+                    None => {
+                        let known: Vec<&str> = providers.keys().copied().collect();
+                        self.error(
+                            &format!("{tp}.provider"),
+                            format!(
+                                "unknown provider {:?}: expected one of {}",
+                                t.provider,
+                                known.join(", ")
+                            ),
+                        );
+                    }
+                }
+            }
+            out.push(Alias { name, targets });
+        }
+        out
+    }
+
+    fn client_keys(&mut self, specs: Vec<ClientKeySpec>) -> Vec<ClientKey> {
+        let mut out: Vec<ClientKey> = Vec::with_capacity(specs.len());
+        let mut names = BTreeMap::new();
+        for (i, k) in specs.into_iter().enumerate() {
+            let at = format!("client_keys[{i}]");
+            if let Some(first) = names.insert(k.name.clone(), i) {
+                self.error(
+                    &format!("{at}.name"),
+                    format!("duplicate key name {:?} (also client_keys[{first}])", k.name),
+                );
+            }
+            let sha256 = match (&k.key, &k.key_sha256) {
+                (Some(raw), None) => {
+                    let kp = format!("{at}.key");
+                    match self.expand(&kp, raw) {
+                        Some(key) if key.len() >= 16 => Some(keys::sha256(&key)),
+                        Some(_) => {
+                            self.error(&kp, "client keys must be at least 16 characters (mint one with `policyc mint-key`)");
+                            None
+                        }
+                        None => None,
+                    }
+                }
+                (None, Some(hex)) => match keys::parse_sha256_hex(hex) {
+                    Ok(h) => Some(h),
+                    Err(e) => {
+                        self.error(&format!("{at}.key_sha256"), e);
+                        None
+                    }
+                },
+                _ => {
+                    self.error(&at, "set exactly one of `key` or `key_sha256`");
+                    None
+                }
+            };
+            if k.models.is_empty() {
+                self.error(&format!("{at}.models"), "list at least one model pattern (`*` for all)");
+            }
+            let Some(sha256) = sha256 else { continue };
+            if let Some(dup) = out.iter().find(|c| c.sha256 == sha256) {
+                self.error(
+                    &at,
+                    format!("the same key is already used by client key {:?}", dup.name),
+                );
+                continue;
+            }
+            out.push(ClientKey {
+                name: k.name,
+                sha256,
+                models: k.models,
+            });
+        }
+        out.sort_by(|a, b| a.sha256.cmp(&b.sha256));
+        out
+    }
+}
+
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+#[derive(Default)]
+struct Endpoint {
+    tls: bool,
+    host: String,
+    port: u16,
+    path_prefix: String,
+}
+
+fn parse_base_url(url: &str) -> Result<Endpoint, String> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    let tls = match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") => false,
+        _ => return Err(format!("{url:?}: expected an http:// or https:// URL")),
+    };
+    let host = uri
+        .host()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| format!("{url:?}: the URL has no host"))?;
+    if uri.query().is_some() {
+        return Err(format!("{url:?}: a base URL cannot carry a query string"));
+    }
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return Err(format!("{url:?}: put credentials in `keys`, not in the URL"));
+    }
+    Ok(Endpoint {
+        tls,
+        host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
+        port: uri.port_u16().unwrap_or(if tls { 443 } else { 80 }),
+        path_prefix: uri.path().trim_end_matches('/').to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests;

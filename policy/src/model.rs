@@ -1,0 +1,164 @@
+//! The compiled policy: flat, sorted and index-linked so the engine can use
+//! the archived form in place (binary search, no deserialisation).
+
+use rkyv::{Archive, Deserialize, Serialize};
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct CompiledPolicy {
+    pub source: String,
+    pub listener: Listener,
+    /// Sorted by name.
+    pub providers: Vec<Provider>,
+    /// Sorted by name.
+    pub aliases: Vec<Alias>,
+    /// Sorted by hash.
+    pub client_keys: Vec<ClientKey>,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Listener {
+    pub address: String,
+    pub threads: u32,
+    pub max_body_bytes: u64,
+    pub upstream_ca: String,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[rkyv(derive(Debug, PartialEq, Eq, Clone, Copy))]
+pub enum ProviderKind {
+    OpenAi,
+    OpenAiCompatible,
+    Anthropic,
+    Gemini,
+    Cohere,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::OpenAi => "openai",
+            ProviderKind::OpenAiCompatible => "openai_compatible",
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Gemini => "gemini",
+            ProviderKind::Cohere => "cohere",
+        }
+    }
+}
+
+impl ArchivedProviderKind {
+    pub fn native(self) -> ProviderKind {
+        match self {
+            ArchivedProviderKind::OpenAi => ProviderKind::OpenAi,
+            ArchivedProviderKind::OpenAiCompatible => ProviderKind::OpenAiCompatible,
+            ArchivedProviderKind::Anthropic => ProviderKind::Anthropic,
+            ArchivedProviderKind::Gemini => ProviderKind::Gemini,
+            ArchivedProviderKind::Cohere => ProviderKind::Cohere,
+        }
+    }
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Provider {
+    pub name: String,
+    pub kind: ProviderKind,
+    /// As written (after interpolation), for display.
+    pub base_url: String,
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+    /// Path before the API's own paths, without a trailing slash (`/v1`).
+    pub path_prefix: String,
+    pub allow_direct: bool,
+    /// Sorted by tier, then by position in the file.
+    pub keys: Vec<UpstreamKey>,
+    pub connect_timeout_ms: u64,
+    pub read_timeout_ms: u64,
+}
+
+#[derive(Archive, Serialize, Deserialize, Clone, PartialEq)]
+pub struct UpstreamKey {
+    pub name: String,
+    pub secret: String,
+    pub tier: u32,
+}
+
+// Secrets never reach logs, even through `{:?}`.
+impl std::fmt::Debug for UpstreamKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamKey")
+            .field("name", &self.name)
+            .field("tier", &self.tier)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Alias {
+    pub name: String,
+    pub targets: Vec<Target>,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Target {
+    /// Index into `providers`.
+    pub provider: u32,
+    pub model: String,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct ClientKey {
+    pub name: String,
+    pub sha256: [u8; 32],
+    /// Exact names, `prefix*` or `*`.
+    pub models: Vec<String>,
+}
+
+impl ArchivedCompiledPolicy {
+    pub fn alias(&self, name: &str) -> Option<&ArchivedAlias> {
+        let i = self
+            .aliases
+            .binary_search_by(|a| a.name.as_str().cmp(name))
+            .ok()?;
+        self.aliases.get(i)
+    }
+
+    pub fn provider(&self, name: &str) -> Option<(u32, &ArchivedProvider)> {
+        let i = self
+            .providers
+            .binary_search_by(|p| p.name.as_str().cmp(name))
+            .ok()?;
+        Some((i as u32, self.providers.get(i)?))
+    }
+
+    pub fn provider_at(&self, index: u32) -> Option<&ArchivedProvider> {
+        self.providers.get(index as usize)
+    }
+
+    /// The client key whose hash equals `sha256`, compared in constant time.
+    pub fn client_key(&self, sha256: &[u8; 32]) -> Option<&ArchivedClientKey> {
+        use subtle::ConstantTimeEq;
+        // The search only learns about the hash of the presented key, which
+        // says nothing useful about any stored key; the final equality check
+        // is constant-time anyway.
+        let i = self
+            .client_keys
+            .binary_search_by(|k| k.sha256.cmp(sha256))
+            .ok()?;
+        let key = self.client_keys.get(i)?;
+        bool::from(key.sha256.ct_eq(sha256)).then_some(key)
+    }
+}
+
+impl ArchivedClientKey {
+    pub fn allows(&self, model: &str) -> bool {
+        self.models.iter().any(|p| pattern_matches(p.as_str(), model))
+    }
+}
+
+/// `*` matches everything, `prefix*` a prefix, anything else exactly.
+pub fn pattern_matches(pattern: &str, name: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => pattern == name,
+    }
+}
