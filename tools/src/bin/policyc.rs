@@ -1,1 +1,177 @@
-fn main(){}
+//! `policyc`: validate, compile and inspect Switchyard policies.
+
+use clap::{Parser, Subcommand};
+use policy::{snapshot, Diagnostic, Snapshot};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "policyc", version, about = "Switchyard policy compiler")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate a YAML policy; print every problem with file:line:column.
+    Check { file: PathBuf },
+    /// Compile a YAML policy into a snapshot the engine loads zero-copy.
+    Compile {
+        file: PathBuf,
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Print a human summary of a snapshot (or of a YAML policy).
+    Inspect { file: PathBuf },
+    /// Mint a new client key: prints the key once, and its hash for the policy.
+    MintKey {
+        #[arg(long, default_value = "my-key")]
+        name: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check { file } => check(&file),
+        Command::Compile { file, output } => compile(&file, &output),
+        Command::Inspect { file } => inspect(&file),
+        Command::MintKey { name } => mint_key(&name),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_warnings(warnings: &[Diagnostic]) {
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+}
+
+fn check(file: &Path) -> Result<(), String> {
+    let compiled = policy::compile_file(file).map_err(|e| e.to_string())?;
+    print_warnings(&compiled.warnings);
+    let p = &compiled.policy;
+    let bytes = snapshot::encode(p, 0).map_err(|e| e.to_string())?;
+    let snap = Snapshot::from_bytes(&bytes).map_err(|e| e.to_string())?;
+    println!(
+        "ok: {} — {} providers, {} models, {} client keys, content hash {}",
+        file.display(),
+        p.providers.len(),
+        p.aliases.len(),
+        p.client_keys.len(),
+        snap.header().short_hash()
+    );
+    Ok(())
+}
+
+fn compile(file: &Path, output: &Path) -> Result<(), String> {
+    let compiled = policy::compile_file(file).map_err(|e| e.to_string())?;
+    print_warnings(&compiled.warnings);
+    let bytes = snapshot::encode(&compiled.policy, snapshot::now_unix()).map_err(|e| e.to_string())?;
+    let snap = Snapshot::from_bytes(&bytes).map_err(|e| e.to_string())?;
+    write_atomically(output, &bytes)
+        .map_err(|e| format!("cannot write {}: {e}", output.display()))?;
+    println!(
+        "wrote {} ({} bytes, content hash {})",
+        output.display(),
+        bytes.len(),
+        snap.header().hash_hex()
+    );
+    Ok(())
+}
+
+/// Write beside the target and rename over it, so a watching engine never
+/// sees a half-written snapshot. Owner-only: it holds upstream keys.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+fn inspect(file: &Path) -> Result<(), String> {
+    let loaded = policy::load_path(file).map_err(|e| e.to_string())?;
+    let snap = loaded.snapshot;
+    let h = snap.header();
+    let p = snap.policy();
+    println!("snapshot      {}", file.display());
+    println!("format        v{}", h.format_version);
+    println!("content hash  {}", h.hash_hex());
+    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(h.compiled_at_unix);
+    println!("compiled at   {}", humantime::format_rfc3339_seconds(when));
+    println!("source        {}", p.source);
+    println!(
+        "listener      {} (threads: {}, max body: {} bytes, upstream CA: {})",
+        p.listener.address,
+        match p.listener.threads.to_native() {
+            0 => "one per core".to_string(),
+            n => n.to_string(),
+        },
+        p.listener.max_body_bytes,
+        p.listener.upstream_ca
+    );
+    println!("providers ({})", p.providers.len());
+    for pr in p.providers.iter() {
+        let mut tiers: Vec<String> = Vec::new();
+        for k in pr.keys.iter() {
+            // Key names and tiers only: never the secret.
+            tiers.push(format!("{} (tier {})", k.name, k.tier));
+        }
+        println!(
+            "  {:<14} {:<17} {}{}  keys: {}",
+            pr.name.as_str(),
+            pr.kind.native().as_str(),
+            pr.base_url,
+            if pr.allow_direct { "  [direct]" } else { "" },
+            if tiers.is_empty() { "none".to_string() } else { tiers.join(", ") }
+        );
+    }
+    println!("models ({})", p.aliases.len());
+    for a in p.aliases.iter() {
+        let targets: Vec<String> = a
+            .targets
+            .iter()
+            .map(|t| {
+                let provider = p.provider_at(t.provider.to_native()).map(|x| x.name.as_str()).unwrap_or("?");
+                format!("{provider}/{}", t.model)
+            })
+            .collect();
+        println!("  {:<24} -> {}", a.name.as_str(), targets.join(" | "));
+    }
+    println!("client keys ({})", p.client_keys.len());
+    for k in p.client_keys.iter() {
+        let models: Vec<&str> = k.models.iter().map(|m| m.as_str()).collect();
+        println!("  {:<16} sha256:{}…  models: {}", k.name.as_str(), hex::encode(&k.sha256[..6]), models.join(", "));
+    }
+    Ok(())
+}
+
+fn mint_key(name: &str) -> Result<(), String> {
+    let mut random = [0u8; 32];
+    getrandom::fill(&mut random).map_err(|e| format!("no OS randomness: {e}"))?;
+    let key = policy::keys::mint(random);
+    let hash = hex::encode(policy::keys::sha256(&key));
+    println!("key (shown once, store it now): {key}");
+    println!();
+    println!("client_keys:");
+    println!("  - name: {name}");
+    println!("    key_sha256: {hash}");
+    Ok(())
+}

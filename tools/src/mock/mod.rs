@@ -1,0 +1,47 @@
+//! A fast, honest stand-in for an OpenAI-style provider.
+//!
+//! Speaks `POST …/chat/completions` (JSON and SSE), `GET …/models`, and has
+//! inspection endpoints under `/_mock/`. Replies are deterministic: the
+//! assistant echoes the last user message (or emits `reply_tokens` filler
+//! tokens), one whitespace-separated word per token, so tests can assert on
+//! content and usage exactly. Faults are injected per request with
+//! `x-mock-*` headers (see [`faults`]) or for every request from the config.
+
+pub mod faults;
+pub mod openai;
+mod record;
+mod server;
+
+pub use faults::Faults;
+pub use record::{RecordedRequest, Recorder};
+pub use server::{serve, MockServer};
+
+/// Defaults for every request; `x-mock-*` headers override them per request.
+#[derive(Debug, Clone)]
+pub struct MockConfig {
+    /// Delay before the response headers.
+    pub latency_ms: u64,
+    /// Delay between SSE chunks.
+    pub chunk_delay_ms: u64,
+    /// Tokens (words) per SSE content chunk.
+    pub tokens_per_chunk: usize,
+    /// Emit this many filler tokens instead of echoing the prompt.
+    pub reply_tokens: Option<usize>,
+    /// When set, requests must carry `Authorization: Bearer <this>`.
+    pub expect_key: Option<String>,
+    /// How many recent requests `/_mock/requests` keeps.
+    pub record: usize,
+}
+
+impl Default for MockConfig {
+    fn default() -> Self {
+        MockConfig {
+            latency_ms: 0,
+            chunk_delay_ms: 0,
+            tokens_per_chunk: 1,
+            reply_tokens: None,
+            expect_key: None,
+            record: 1000,
+        }
+    }
+}

@@ -1,0 +1,275 @@
+//! The mock's HTTP server (hyper, HTTP/1.1 keep-alive).
+
+use super::openai::{self, ApiError};
+use super::{Faults, MockConfig, RecordedRequest, Recorder};
+use bytes::Bytes;
+use futures_util::stream;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::{combinators::BoxBody, BodyExt, Full, Limited, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+type Body = BoxBody<Bytes, std::io::Error>;
+
+struct State {
+    cfg: MockConfig,
+    recorder: Recorder,
+    next_id: AtomicU64,
+}
+
+/// Accept connections on `listener` until the task is dropped.
+pub async fn serve(listener: tokio::net::TcpListener, cfg: MockConfig) -> std::io::Result<()> {
+    let state = Arc::new(State {
+        recorder: Recorder::new(cfg.record),
+        cfg,
+        next_id: AtomicU64::new(1),
+    });
+    serve_state(listener, state).await
+}
+
+async fn serve_state(listener: tokio::net::TcpListener, state: Arc<State>) -> std::io::Result<()> {
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| handle(state.clone(), req));
+            // Connection errors (including our own injected drops) end the
+            // connection; there is no one to report them to.
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+/// A mock running on its own runtime thread, for tests. Stops on drop.
+pub struct MockServer {
+    pub addr: SocketAddr,
+    state: Arc<State>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl MockServer {
+    /// Bind 127.0.0.1 on a free port and serve `cfg` from a background thread.
+    pub fn start(cfg: MockConfig) -> std::io::Result<MockServer> {
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        std_listener.set_nonblocking(true)?;
+        let addr = std_listener.local_addr()?;
+        let state = Arc::new(State {
+            recorder: Recorder::new(cfg.record),
+            cfg,
+            next_id: AtomicU64::new(1),
+        });
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let thread_state = state.clone();
+        let thread = std::thread::Builder::new()
+            .name("mock-provider".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = serve_state(listener, thread_state) => {}
+                        _ = stop_rx => {}
+                    }
+                });
+                runtime.shutdown_background();
+            })?;
+        Ok(MockServer {
+            addr,
+            state,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        })
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.state.recorder.all()
+    }
+
+    pub fn clear_requests(&self) {
+        self.state.recorder.clear()
+    }
+}
+
+impl Drop for MockServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn full(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
+    let mut resp = Response::new(Full::new(body.into()).map_err(|e| match e {}).boxed());
+    *resp.status_mut() = status;
+    if let Ok(v) = content_type.parse() {
+        resp.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    resp
+}
+
+fn api_error(e: ApiError, retry_after: Option<&str>) -> Response<Body> {
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = full(status, "application/json", e.body.to_string());
+    if let Some(v) = retry_after.and_then(|r| r.parse().ok()) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
+}
+
+async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, std::io::Error> {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
+    let body = match Limited::new(body, 64 * 1024 * 1024).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return Err(std::io::Error::other(e.to_string())),
+    };
+    match (&parts.method, path.as_str()) {
+        (&Method::GET, "/_mock/requests") => {
+            let json = serde_json::to_vec(&state.recorder.all()).unwrap_or_default();
+            return Ok(full(StatusCode::OK, "application/json", json));
+        }
+        (&Method::DELETE, "/_mock/requests") => {
+            state.recorder.clear();
+            return Ok(full(StatusCode::NO_CONTENT, "text/plain", ""));
+        }
+        (&Method::GET, "/healthz") => return Ok(full(StatusCode::OK, "text/plain", "ok\n")),
+        _ => {}
+    }
+    record(&state, &parts, &body);
+    let faults = Faults::from_request(&parts.headers, &state.cfg);
+    if faults.latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
+    }
+    if faults.drop_before_headers {
+        return Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected drop"));
+    }
+    if let Err(e) = check_key(&state.cfg, &parts.headers) {
+        return Ok(api_error(e, None));
+    }
+    if let Some(status) = faults.status {
+        return Ok(api_error(openai::injected_error(status), faults.retry_after.as_deref()));
+    }
+    if parts.method == Method::GET && path.ends_with("/models") {
+        let models = serde_json::json!({"object": "list", "data": [
+            {"id": "gpt-4o-mini", "object": "model", "created": 1721172741, "owned_by": "system"},
+            {"id": "gpt-4.1", "object": "model", "created": 1744316542, "owned_by": "system"}
+        ]});
+        return Ok(full(StatusCode::OK, "application/json", models.to_string()));
+    }
+    if parts.method != Method::POST || !path.ends_with("/chat/completions") {
+        let e = openai::error(404, &format!("Invalid URL ({} {path})", parts.method), "invalid_request_error", None, None);
+        return Ok(api_error(e, None));
+    }
+    let n = state.next_id.fetch_add(1, Ordering::Relaxed);
+    let created = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let reply = match openai::plan(&body, faults.reply_tokens, format!("chatcmpl-mock{n}"), created) {
+        Ok(r) => r,
+        Err(e) => return Ok(api_error(e, None)),
+    };
+    let mut resp = if reply.stream {
+        stream_response(&reply, &faults)
+    } else {
+        full(StatusCode::OK, "application/json", openai::completion_body(&reply))
+    };
+    let h = resp.headers_mut();
+    h.insert("x-request-id", header_value(&format!("req_mock{n}")));
+    h.insert("openai-processing-ms", header_value(&faults.latency_ms.to_string()));
+    h.insert("x-ratelimit-limit-requests", header_value("10000"));
+    h.insert("x-ratelimit-remaining-requests", header_value("9999"));
+    h.insert("x-ratelimit-reset-requests", header_value("6ms"));
+    Ok(resp)
+}
+
+fn header_value(s: &str) -> http::HeaderValue {
+    http::HeaderValue::from_str(s).unwrap_or_else(|_| http::HeaderValue::from_static(""))
+}
+
+fn check_key(cfg: &MockConfig, headers: &http::HeaderMap) -> Result<(), ApiError> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match (presented, &cfg.expect_key) {
+        (None, _) => Err(openai::error(401, "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).", "invalid_request_error", None, None)),
+        (Some(k), Some(expected)) if k != expected => Err(openai::injected_error(401)),
+        _ => Ok(()),
+    }
+}
+
+fn stream_response(reply: &openai::Reply, faults: &Faults) -> Response<Body> {
+    let events = openai::sse_events(reply, faults.tokens_per_chunk);
+    let delay = Duration::from_millis(faults.chunk_delay_ms);
+    let drop_after = faults.drop_after_chunks;
+    let body: Body = if delay.is_zero() && drop_after.is_none() {
+        Full::new(Bytes::from(events.concat())).map_err(|e| match e {}).boxed()
+    } else {
+        let s = stream::unfold((events.into_iter(), 0usize, false), move |(mut it, sent, done)| async move {
+            if done {
+                return None;
+            }
+            if drop_after == Some(sent) {
+                let err = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected mid-stream drop");
+                return Some((Err(err), (it, sent, true)));
+            }
+            let event = it.next()?;
+            if sent > 0 && !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            Some((Ok(Frame::data(Bytes::from(event))), (it, sent + 1, false)))
+        });
+        StreamBody::new(s).boxed()
+    };
+    let mut resp = Response::new(body);
+    resp.headers_mut().insert(header::CONTENT_TYPE, header_value("text/event-stream; charset=utf-8"));
+    resp
+}
+
+fn record(state: &State, parts: &http::request::Parts, body: &Bytes) {
+    let mut headers = std::collections::BTreeMap::new();
+    for (name, value) in parts.headers.iter() {
+        let v = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        headers
+            .entry(name.as_str().to_string())
+            .and_modify(|e: &mut String| {
+                e.push_str(", ");
+                e.push_str(&v);
+            })
+            .or_insert(v);
+    }
+    let body = if body.len() > 1024 * 1024 {
+        serde_json::json!({"omitted_bytes": body.len()})
+    } else {
+        serde_json::from_slice(body).unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(body).into_owned()))
+    };
+    state.recorder.push(RecordedRequest {
+        method: parts.method.to_string(),
+        path: parts.uri.path_and_query().map(|p| p.to_string()).unwrap_or_default(),
+        headers,
+        body,
+    });
+}
