@@ -37,9 +37,8 @@ pub struct Compiled {
 }
 
 pub fn compile_yaml(text: &str, file: &str, env: &dyn EnvLookup) -> Result<Compiled, Error> {
-    let spec: PolicySpec = serde_yaml_ng::from_str(text).map_err(|e| {
-        Error::Invalid(vec![yaml_diagnostic(file, &e)])
-    })?;
+    let spec: PolicySpec = serde_yaml_ng::from_str(text)
+        .map_err(|e| Error::Invalid(vec![yaml_diagnostic(file, &e)]))?;
     let mut cx = Checker {
         file,
         index: YamlIndex::build(text),
@@ -215,10 +214,7 @@ impl Checker<'_> {
                 continue;
             };
             if secret.trim().is_empty() {
-                self.warn(
-                    &kp,
-                    "resolves to an empty key; it is left out of the pool",
-                );
+                self.warn(&kp, "resolves to an empty key; it is left out of the pool");
                 continue;
             }
             keys.push(UpstreamKey {
@@ -236,7 +232,10 @@ impl Checker<'_> {
             );
         }
         if p.timeouts.connect_ms == 0 || p.timeouts.read_ms == 0 {
-            self.error(&format!("{at}.timeouts"), "timeouts must be greater than 0 ms");
+            self.error(
+                &format!("{at}.timeouts"),
+                "timeouts must be greater than 0 ms",
+            );
         }
         Provider {
             kind: match p.kind {
@@ -312,7 +311,10 @@ impl Checker<'_> {
             if let Some(first) = names.insert(k.name.clone(), i) {
                 self.error(
                     &format!("{at}.name"),
-                    format!("duplicate key name {:?} (also client_keys[{first}])", k.name),
+                    format!(
+                        "duplicate key name {:?} (also client_keys[{first}])",
+                        k.name
+                    ),
                 );
             }
             let sha256 = match (&k.key, &k.key_sha256) {
@@ -340,7 +342,10 @@ impl Checker<'_> {
                 }
             };
             if k.models.is_empty() {
-                self.error(&format!("{at}.models"), "list at least one model pattern (`*` for all)");
+                self.error(
+                    &format!("{at}.models"),
+                    "list at least one model pattern (`*` for all)",
+                );
             }
             let Some(sha256) = sha256 else { continue };
             if let Some(dup) = out.iter().find(|c| c.sha256 == sha256) {
@@ -393,11 +398,16 @@ fn parse_base_url(url: &str) -> Result<Endpoint, String> {
         return Err(format!("{url:?}: a base URL cannot carry a query string"));
     }
     if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
-        return Err(format!("{url:?}: put credentials in `keys`, not in the URL"));
+        return Err(format!(
+            "{url:?}: put credentials in `keys`, not in the URL"
+        ));
     }
     Ok(Endpoint {
         tls,
-        host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
+        host: host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
         port: uri.port_u16().unwrap_or(if tls { 443 } else { 80 }),
         path_prefix: uri.path().trim_end_matches('/').to_string(),
     })

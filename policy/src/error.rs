@@ -40,7 +40,10 @@ pub enum Error {
     #[error("{}", render_all(.0))]
     Invalid(Vec<Diagnostic>),
     #[error("invalid snapshot{}: {reason}", .file.as_deref().map(|f| format!(" {f}")).unwrap_or_default())]
-    Snapshot { file: Option<String>, reason: String },
+    Snapshot {
+        file: Option<String>,
+        reason: String,
+    },
     #[error("cannot archive policy: {0}")]
     Archive(String),
 }

@@ -20,7 +20,9 @@ pub fn expand(input: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<St
             continue;
         };
         let Some(end) = body_and_tail.find('}') else {
-            return Err(format!("unterminated `${{` in {input:?} (write `$$` for a literal `$`)"));
+            return Err(format!(
+                "unterminated `${{` in {input:?} (write `$$` for a literal `$`)"
+            ));
         };
         let body = &body_and_tail[..end];
         let (name, default) = match body.split_once(":-") {
@@ -69,7 +71,10 @@ mod tests {
     #[test]
     fn expands_set_unset_and_defaults() {
         assert_eq!(expand("a${SET}b", &env).unwrap(), "avalueb");
-        assert_eq!(expand("${UNSET:-https://x/v1}", &env).unwrap(), "https://x/v1");
+        assert_eq!(
+            expand("${UNSET:-https://x/v1}", &env).unwrap(),
+            "https://x/v1"
+        );
         assert_eq!(expand("${EMPTY:-d}", &env).unwrap(), "d");
         assert_eq!(expand("${SET:-d}", &env).unwrap(), "value");
         assert_eq!(expand("${UNSET:-}", &env).unwrap(), "");
@@ -81,7 +86,11 @@ mod tests {
         let e = expand("${UNSET}", &env).unwrap_err();
         assert!(e.contains("UNSET is not set"), "{e}");
         assert!(expand("${SET", &env).unwrap_err().contains("unterminated"));
-        assert!(expand("${1BAD}", &env).unwrap_err().contains("not a valid reference"));
-        assert!(expand("${}", &env).unwrap_err().contains("not a valid reference"));
+        assert!(expand("${1BAD}", &env)
+            .unwrap_err()
+            .contains("not a valid reference"));
+        assert!(expand("${}", &env)
+            .unwrap_err()
+            .contains("not a valid reference"));
     }
 }

@@ -151,7 +151,9 @@ impl ArchivedCompiledPolicy {
 
 impl ArchivedClientKey {
     pub fn allows(&self, model: &str) -> bool {
-        self.models.iter().any(|p| pattern_matches(p.as_str(), model))
+        self.models
+            .iter()
+            .any(|p| pattern_matches(p.as_str(), model))
     }
 }
 

@@ -135,9 +135,12 @@ fn parse_header(bytes: &[u8]) -> Result<SnapshotHeader, Error> {
         )));
     }
     if &bytes[..8] != MAGIC {
-        return Err(Error::snapshot("not a Switchyard policy snapshot (bad magic)"));
+        return Err(Error::snapshot(
+            "not a Switchyard policy snapshot (bad magic)",
+        ));
     }
-    let u32_at = |o: usize| u32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
+    let u32_at =
+        |o: usize| u32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
     let u64_at = |o: usize| {
         let mut b = [0u8; 8];
         b.copy_from_slice(&bytes[o..o + 8]);
@@ -194,11 +197,15 @@ fn check_invariants(p: &ArchivedCompiledPolicy) -> Result<(), Error> {
         }
     };
     sorted_by(
-        p.aliases.windows(2).all(|w| w[0].name.as_str() < w[1].name.as_str()),
+        p.aliases
+            .windows(2)
+            .all(|w| w[0].name.as_str() < w[1].name.as_str()),
         "model",
     )?;
     sorted_by(
-        p.providers.windows(2).all(|w| w[0].name.as_str() < w[1].name.as_str()),
+        p.providers
+            .windows(2)
+            .all(|w| w[0].name.as_str() < w[1].name.as_str()),
         "provider",
     )?;
     sorted_by(

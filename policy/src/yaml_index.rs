@@ -11,8 +11,14 @@ pub struct YamlIndex {
 }
 
 enum Frame {
-    Map { path: String, pending_key: Option<String> },
-    Seq { path: String, next: usize },
+    Map {
+        path: String,
+        pending_key: Option<String>,
+    },
+    Seq {
+        path: String,
+        next: usize,
+    },
 }
 
 impl YamlIndex {
@@ -45,7 +51,10 @@ impl YamlIndex {
                     let is_map = matches!(event, Event::MappingStart(..));
                     let path = index.value_path(&mut stack, pos, !is_map);
                     stack.push(if is_map {
-                        Frame::Map { path, pending_key: None }
+                        Frame::Map {
+                            path,
+                            pending_key: None,
+                        }
                     } else {
                         Frame::Seq { path, next: 0 }
                     });
@@ -63,7 +72,9 @@ impl YamlIndex {
     /// The path of the value that starts here, recording sequence items.
     fn value_path(&mut self, stack: &mut [Frame], pos: (usize, usize), record: bool) -> String {
         match stack.last_mut() {
-            Some(Frame::Map { path, pending_key }) => join(path, pending_key.as_deref().unwrap_or("")),
+            Some(Frame::Map { path, pending_key }) => {
+                join(path, pending_key.as_deref().unwrap_or(""))
+            }
             Some(Frame::Seq { path, next }) => {
                 let p = format!("{path}[{next}]");
                 if record {

@@ -35,11 +35,17 @@ client_keys:
 "#;
 
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 fn base_env() -> HashMap<String, String> {
-    env(&[("OPENAI_API_KEY", "sk-real"), ("SWITCHYARD_KEY", "sk-sy-0123456789abcdef")])
+    env(&[
+        ("OPENAI_API_KEY", "sk-real"),
+        ("SWITCHYARD_KEY", "sk-sy-0123456789abcdef"),
+    ])
 }
 
 fn errors(src: &str, e: &HashMap<String, String>) -> Vec<Diagnostic> {
@@ -58,7 +64,10 @@ fn compiles_and_resolves_everything() {
     let names: Vec<_> = p.providers.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["anthropic", "openai"]);
     let openai = &p.providers[1];
-    assert_eq!((openai.tls, openai.host.as_str(), openai.port), (true, "api.openai.com", 443));
+    assert_eq!(
+        (openai.tls, openai.host.as_str(), openai.port),
+        (true, "api.openai.com", 443)
+    );
     assert_eq!(openai.path_prefix, "/v1");
     // Tier 0 first, whatever the file order.
     let secrets: Vec<_> = openai.keys.iter().map(|k| k.secret.as_str()).collect();
@@ -66,10 +75,16 @@ fn compiles_and_resolves_everything() {
     assert_eq!(openai.keys[1].name, "openai#0");
     // The empty anthropic key is dropped with a warning, not an error.
     assert!(p.providers[0].keys.is_empty());
-    assert!(c.warnings.iter().any(|w| w.path == "providers.anthropic.keys[0].key"));
+    assert!(c
+        .warnings
+        .iter()
+        .any(|w| w.path == "providers.anthropic.keys[0].key"));
     assert_eq!(p.aliases[0].name, "claude");
     assert_eq!(p.aliases[1].targets[0].provider, 1);
-    assert_eq!(p.client_keys[0].sha256, keys::sha256("sk-sy-0123456789abcdef"));
+    assert_eq!(
+        p.client_keys[0].sha256,
+        keys::sha256("sk-sy-0123456789abcdef")
+    );
 }
 
 #[test]
@@ -78,7 +93,10 @@ fn base_url_from_env_with_port_and_plain_http() {
     e.insert("OPENAI_BASE_URL".into(), "http://127.0.0.1:4010/v1/".into());
     let p = compile_yaml(GOOD, "p.yaml", &e).unwrap().policy;
     let o = &p.providers[1];
-    assert_eq!((o.tls, o.host.as_str(), o.port, o.path_prefix.as_str()), (false, "127.0.0.1", 4010, "/v1"));
+    assert_eq!(
+        (o.tls, o.host.as_str(), o.port, o.path_prefix.as_str()),
+        (false, "127.0.0.1", 4010, "/v1")
+    );
 }
 
 #[test]
@@ -87,7 +105,11 @@ fn unset_variable_names_the_variable_and_the_line() {
     assert_eq!(d.len(), 1, "{d:?}");
     assert_eq!(d[0].path, "providers.openai.keys[0].key");
     assert_eq!(d[0].line, 10);
-    assert!(d[0].message.contains("OPENAI_API_KEY is not set"), "{}", d[0]);
+    assert!(
+        d[0].message.contains("OPENAI_API_KEY is not set"),
+        "{}",
+        d[0]
+    );
     assert!(d[0].to_string().starts_with("p.yaml:10:"), "{}", d[0]);
 }
 
@@ -98,14 +120,22 @@ fn typo_in_field_is_located_by_the_parser() {
     assert_eq!(d.len(), 1);
     assert_eq!(d[0].line, 8, "{}", d[0]);
     assert!(d[0].path.contains("providers"), "{}", d[0]);
-    assert!(d[0].message.contains("unknown field `allow_drect`"), "{}", d[0]);
+    assert!(
+        d[0].message.contains("unknown field `allow_drect`"),
+        "{}",
+        d[0]
+    );
 }
 
 #[test]
 fn wrong_kind_lists_the_expected_values() {
     let src = GOOD.replace("kind: anthropic", "kind: antropic");
     let d = errors(&src, &base_env());
-    assert!(d[0].message.contains("unknown variant `antropic`"), "{}", d[0]);
+    assert!(
+        d[0].message.contains("unknown variant `antropic`"),
+        "{}",
+        d[0]
+    );
     assert!(d[0].message.contains("anthropic"), "{}", d[0]);
     assert_eq!(d[0].line, 15);
 }
@@ -117,13 +147,19 @@ fn semantic_errors_are_all_reported_with_positions() {
         .replace("address: 127.0.0.1:9000", "address: localhost")
         .replace("${SWITCHYARD_KEY}", "short");
     let d = errors(&src, &base_env());
-    let by_path = |p: &str| d.iter().find(|x| x.path == p).unwrap_or_else(|| panic!("{p}: {d:?}"));
+    let by_path = |p: &str| {
+        d.iter()
+            .find(|x| x.path == p)
+            .unwrap_or_else(|| panic!("{p}: {d:?}"))
+    };
     let unknown = by_path("models.claude.targets[0].provider");
     assert_eq!(unknown.line, 26);
     assert!(unknown.message.contains("unknown provider \"nobody\""));
     assert!(unknown.message.contains("anthropic, openai"));
     assert_eq!(by_path("listener.address").line, 3);
-    assert!(by_path("client_keys[0].key").message.contains("at least 16"));
+    assert!(by_path("client_keys[0].key")
+        .message
+        .contains("at least 16"));
 }
 
 #[test]
@@ -136,7 +172,11 @@ fn bad_urls_and_versions_are_rejected() {
     ] {
         let src = GOOD.replace("https://api.anthropic.com", bad);
         let d = errors(&src, &base_env());
-        assert!(d.iter().any(|x| x.path == "providers.anthropic.base_url" && x.message.contains(needle)), "{bad}: {d:?}");
+        assert!(
+            d.iter()
+                .any(|x| x.path == "providers.anthropic.base_url" && x.message.contains(needle)),
+            "{bad}: {d:?}"
+        );
     }
     let d = errors(&GOOD.replace("version: 1", "version: 2"), &base_env());
     assert!(d[0].message.contains("unsupported policy version 2"));
@@ -150,8 +190,16 @@ fn client_key_needs_exactly_one_form_and_no_duplicates() {
         &format!("client_keys:\n  - name: twin\n    key_sha256: {hash}\n  - name: neither\n"),
     );
     let d = errors(&src, &base_env());
-    assert!(d.iter().any(|x| x.path == "client_keys[1]" && x.message.contains("exactly one")), "{d:?}");
-    assert!(d.iter().any(|x| x.path == "client_keys[2]" && x.message.contains("already used")), "{d:?}");
+    assert!(
+        d.iter()
+            .any(|x| x.path == "client_keys[1]" && x.message.contains("exactly one")),
+        "{d:?}"
+    );
+    assert!(
+        d.iter()
+            .any(|x| x.path == "client_keys[2]" && x.message.contains("already used")),
+        "{d:?}"
+    );
 }
 
 #[test]
@@ -166,12 +214,17 @@ fn snapshot_round_trip_and_lookups() {
     assert_eq!(alias.targets[0].model.as_str(), "gpt-4o-mini");
     assert!(p.alias("gpt-4o").is_none());
     assert_eq!(p.provider("openai").unwrap().0, 1);
-    let key = p.client_key(&keys::sha256("sk-sy-0123456789abcdef")).unwrap();
+    let key = p
+        .client_key(&keys::sha256("sk-sy-0123456789abcdef"))
+        .unwrap();
     assert!(key.allows("gpt-4o-mini") && !key.allows("claude"));
     assert!(p.client_key(&keys::sha256("sk-sy-wrong")).is_none());
     // Same policy, other compile time: same content hash.
     let again = snapshot::encode(&c.policy, 5).unwrap();
-    assert_eq!(Snapshot::from_bytes(&again).unwrap().header().content_hash, s.header().content_hash);
+    assert_eq!(
+        Snapshot::from_bytes(&again).unwrap().header().content_hash,
+        s.header().content_hash
+    );
 }
 
 #[test]

@@ -4,7 +4,11 @@ use clap::Parser;
 use tools::mock::{self, MockConfig};
 
 #[derive(Parser)]
-#[command(name = "mock-provider", version, about = "Deterministic OpenAI-style mock provider")]
+#[command(
+    name = "mock-provider",
+    version,
+    about = "Deterministic OpenAI-style mock provider"
+)]
 struct Cli {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:4010")]
@@ -48,7 +52,10 @@ fn main() -> std::io::Result<()> {
         .build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&cli.listen).await?;
-        eprintln!("mock-provider listening on http://{}/v1", listener.local_addr()?);
+        eprintln!(
+            "mock-provider listening on http://{}/v1",
+            listener.local_addr()?
+        );
         mock::serve(listener, cfg).await
     })
 }

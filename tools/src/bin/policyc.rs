@@ -75,7 +75,8 @@ fn check(file: &Path) -> Result<(), String> {
 fn compile(file: &Path, output: &Path) -> Result<(), String> {
     let compiled = policy::compile_file(file).map_err(|e| e.to_string())?;
     print_warnings(&compiled.warnings);
-    let bytes = snapshot::encode(&compiled.policy, snapshot::now_unix()).map_err(|e| e.to_string())?;
+    let bytes =
+        snapshot::encode(&compiled.policy, snapshot::now_unix()).map_err(|e| e.to_string())?;
     let snap = Snapshot::from_bytes(&bytes).map_err(|e| e.to_string())?;
     write_atomically(output, &bytes)
         .map_err(|e| format!("cannot write {}: {e}", output.display()))?;
@@ -92,8 +93,14 @@ fn compile(file: &Path, output: &Path) -> Result<(), String> {
 /// sees a half-written snapshot. Owner-only: it holds upstream keys.
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -140,7 +147,11 @@ fn inspect(file: &Path) -> Result<(), String> {
             pr.kind.native().as_str(),
             pr.base_url,
             if pr.allow_direct { "  [direct]" } else { "" },
-            if tiers.is_empty() { "none".to_string() } else { tiers.join(", ") }
+            if tiers.is_empty() {
+                "none".to_string()
+            } else {
+                tiers.join(", ")
+            }
         );
     }
     println!("models ({})", p.aliases.len());
@@ -149,7 +160,10 @@ fn inspect(file: &Path) -> Result<(), String> {
             .targets
             .iter()
             .map(|t| {
-                let provider = p.provider_at(t.provider.to_native()).map(|x| x.name.as_str()).unwrap_or("?");
+                let provider = p
+                    .provider_at(t.provider.to_native())
+                    .map(|x| x.name.as_str())
+                    .unwrap_or("?");
                 format!("{provider}/{}", t.model)
             })
             .collect();
@@ -158,7 +172,12 @@ fn inspect(file: &Path) -> Result<(), String> {
     println!("client keys ({})", p.client_keys.len());
     for k in p.client_keys.iter() {
         let models: Vec<&str> = k.models.iter().map(|m| m.as_str()).collect();
-        println!("  {:<16} sha256:{}…  models: {}", k.name.as_str(), hex::encode(&k.sha256[..6]), models.join(", "));
+        println!(
+            "  {:<16} sha256:{}…  models: {}",
+            k.name.as_str(),
+            hex::encode(&k.sha256[..6]),
+            models.join(", ")
+        );
     }
     Ok(())
 }

@@ -28,7 +28,12 @@ pub struct Faults {
 
 impl Faults {
     pub fn from_request(headers: &HeaderMap, cfg: &MockConfig) -> Faults {
-        let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+        let get = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+        };
         let num = |name: &str| get(name).and_then(|v| v.parse::<u64>().ok());
         Faults {
             status: get("x-mock-status").and_then(|v| v.parse().ok()),
@@ -37,7 +42,9 @@ impl Faults {
             chunk_delay_ms: num("x-mock-chunk-delay-ms").unwrap_or(cfg.chunk_delay_ms),
             drop_before_headers: get("x-mock-drop") == Some("before-headers"),
             drop_after_chunks: num("x-mock-drop-after-chunks").map(|n| n as usize),
-            reply_tokens: num("x-mock-reply-tokens").map(|n| n as usize).or(cfg.reply_tokens),
+            reply_tokens: num("x-mock-reply-tokens")
+                .map(|n| n as usize)
+                .or(cfg.reply_tokens),
             tokens_per_chunk: num("x-mock-tokens-per-chunk")
                 .map(|n| n as usize)
                 .unwrap_or(cfg.tokens_per_chunk)
@@ -56,7 +63,10 @@ mod tests {
         h.insert("x-mock-status", "429".parse().unwrap());
         h.insert("x-mock-drop-after-chunks", "3".parse().unwrap());
         h.insert("x-mock-tokens-per-chunk", "0".parse().unwrap());
-        let cfg = MockConfig { latency_ms: 7, ..MockConfig::default() };
+        let cfg = MockConfig {
+            latency_ms: 7,
+            ..MockConfig::default()
+        };
         let f = Faults::from_request(&h, &cfg);
         assert_eq!(f.status, Some(429));
         assert_eq!(f.drop_after_chunks, Some(3));

@@ -32,7 +32,13 @@ pub struct ApiError {
     pub body: Value,
 }
 
-pub fn error(status: u16, message: &str, kind: &str, param: Option<&str>, code: Option<&str>) -> ApiError {
+pub fn error(
+    status: u16,
+    message: &str,
+    kind: &str,
+    param: Option<&str>,
+    code: Option<&str>,
+) -> ApiError {
     ApiError {
         status,
         body: json!({"error": {"message": message, "type": kind, "param": param, "code": code}}),
@@ -42,17 +48,61 @@ pub fn error(status: u16, message: &str, kind: &str, param: Option<&str>, code: 
 /// The error body the real API sends for an injected status.
 pub fn injected_error(status: u16) -> ApiError {
     match status {
-        401 => error(401, "Incorrect API key provided (mock).", "invalid_request_error", None, Some("invalid_api_key")),
-        404 => error(404, "The model does not exist or you do not have access to it (mock).", "invalid_request_error", None, Some("model_not_found")),
-        429 => error(429, "Rate limit reached for requests (mock).", "requests", None, Some("rate_limit_exceeded")),
-        400..=499 => error(status, "Injected client error (mock).", "invalid_request_error", None, None),
-        _ => error(status, "The server had an error while processing your request (mock).", "server_error", None, None),
+        401 => error(
+            401,
+            "Incorrect API key provided (mock).",
+            "invalid_request_error",
+            None,
+            Some("invalid_api_key"),
+        ),
+        404 => error(
+            404,
+            "The model does not exist or you do not have access to it (mock).",
+            "invalid_request_error",
+            None,
+            Some("model_not_found"),
+        ),
+        429 => error(
+            429,
+            "Rate limit reached for requests (mock).",
+            "requests",
+            None,
+            Some("rate_limit_exceeded"),
+        ),
+        400..=499 => error(
+            status,
+            "Injected client error (mock).",
+            "invalid_request_error",
+            None,
+            None,
+        ),
+        _ => error(
+            status,
+            "The server had an error while processing your request (mock).",
+            "server_error",
+            None,
+            None,
+        ),
     }
 }
 
-const FILLER: [&str; 8] = ["lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit"];
+const FILLER: [&str; 8] = [
+    "lorem",
+    "ipsum",
+    "dolor",
+    "sit",
+    "amet",
+    "consectetur",
+    "adipiscing",
+    "elit",
+];
 
-pub fn plan(body: &[u8], reply_tokens: Option<usize>, id: String, created: u64) -> Result<Reply, ApiError> {
+pub fn plan(
+    body: &[u8],
+    reply_tokens: Option<usize>,
+    id: String,
+    created: u64,
+) -> Result<Reply, ApiError> {
     let req: Value = serde_json::from_slice(body).map_err(|_| {
         error(400, "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)", "invalid_request_error", None, None)
     })?;
@@ -60,19 +110,40 @@ pub fn plan(body: &[u8], reply_tokens: Option<usize>, id: String, created: u64) 
         .get("model")
         .and_then(Value::as_str)
         .filter(|m| !m.is_empty())
-        .ok_or_else(|| error(400, "you must provide a model parameter", "invalid_request_error", None, None))?;
+        .ok_or_else(|| {
+            error(
+                400,
+                "you must provide a model parameter",
+                "invalid_request_error",
+                None,
+                None,
+            )
+        })?;
     let messages = req
         .get("messages")
         .and_then(Value::as_array)
         .filter(|m| !m.is_empty())
-        .ok_or_else(|| error(400, "Missing required parameter: 'messages'.", "invalid_request_error", Some("messages"), Some("missing_required_parameter")))?;
+        .ok_or_else(|| {
+            error(
+                400,
+                "Missing required parameter: 'messages'.",
+                "invalid_request_error",
+                Some("messages"),
+                Some("missing_required_parameter"),
+            )
+        })?;
     let max_tokens = req
         .get("max_completion_tokens")
         .or_else(|| req.get("max_tokens"))
         .and_then(Value::as_u64);
-    let prompt_tokens = messages.iter().map(|m| 4 + words(&text_of(m)).count() as u64).sum();
+    let prompt_tokens = messages
+        .iter()
+        .map(|m| 4 + words(&text_of(m)).count() as u64)
+        .sum();
     let mut tokens: Vec<String> = match reply_tokens {
-        Some(n) => (0..n).map(|i| FILLER[i % FILLER.len()].to_string()).collect(),
+        Some(n) => (0..n)
+            .map(|i| FILLER[i % FILLER.len()].to_string())
+            .collect(),
         None => {
             let last_user = messages
                 .iter()
@@ -80,7 +151,11 @@ pub fn plan(body: &[u8], reply_tokens: Option<usize>, id: String, created: u64) 
                 .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
                 .map(text_of)
                 .unwrap_or_default();
-            ["Mock", "reply:"].into_iter().map(str::to_string).chain(words(&last_user).map(str::to_string)).collect()
+            ["Mock", "reply:"]
+                .into_iter()
+                .map(str::to_string)
+                .chain(words(&last_user).map(str::to_string))
+                .collect()
         }
     };
     let mut finish_reason = "stop";
@@ -175,7 +250,10 @@ pub fn sse_events(r: &Reply, tokens_per_chunk: usize) -> Vec<Vec<u8>> {
         }
         frame(&c)
     };
-    let mut out = vec![chunk(json!({"role": "assistant", "content": "", "refusal": null}), Value::Null)];
+    let mut out = vec![chunk(
+        json!({"role": "assistant", "content": "", "refusal": null}),
+        Value::Null,
+    )];
     for piece in r.tokens.chunks(tokens_per_chunk.max(1)) {
         out.push(chunk(json!({"content": piece.concat()}), Value::Null));
     }
@@ -208,7 +286,12 @@ mod tests {
     use super::*;
 
     fn reply(body: Value) -> Result<Reply, ApiError> {
-        plan(body.to_string().as_bytes(), None, "chatcmpl-mock1".into(), 1)
+        plan(
+            body.to_string().as_bytes(),
+            None,
+            "chatcmpl-mock1".into(),
+            1,
+        )
     }
 
     #[test]
@@ -221,7 +304,10 @@ mod tests {
         assert_eq!(r.text(), "Mock reply: hello there");
         assert_eq!(r.prompt_tokens, 4 + 2 + 4 + 2);
         let body: Value = serde_json::from_slice(&completion_body(&r)).unwrap();
-        assert_eq!(body["choices"][0]["message"]["content"], "Mock reply: hello there");
+        assert_eq!(
+            body["choices"][0]["message"]["content"],
+            "Mock reply: hello there"
+        );
         assert_eq!(body["usage"]["completion_tokens"], 4);
         assert_eq!(body["usage"]["total_tokens"], 16);
     }
@@ -229,13 +315,19 @@ mod tests {
     #[test]
     fn max_tokens_truncates_with_length() {
         let r = reply(json!({"model": "m", "max_tokens": 2, "messages": [{"role": "user", "content": "a b c"}]})).unwrap();
-        assert_eq!((r.text().as_str(), r.finish_reason), ("Mock reply:", "length"));
+        assert_eq!(
+            (r.text().as_str(), r.finish_reason),
+            ("Mock reply:", "length")
+        );
     }
 
     #[test]
     fn stream_frames_match_the_recorded_shape() {
-        let r = reply(json!({"model": "m", "stream": true, "stream_options": {"include_usage": true},
-            "messages": [{"role": "user", "content": "one two three"}]})).unwrap();
+        let r = reply(
+            json!({"model": "m", "stream": true, "stream_options": {"include_usage": true},
+            "messages": [{"role": "user", "content": "one two three"}]}),
+        )
+        .unwrap();
         let events = sse_events(&r, 2);
         // role, 3 content chunks (5 tokens / 2), finish, usage, DONE
         assert_eq!(events.len(), 7);
@@ -243,9 +335,20 @@ mod tests {
             let s = std::str::from_utf8(e).unwrap();
             serde_json::from_str(s.strip_prefix("data: ").unwrap().trim_end()).unwrap()
         };
-        assert_eq!(parse(&events[0])["choices"][0]["delta"]["role"], "assistant");
+        assert_eq!(
+            parse(&events[0])["choices"][0]["delta"]["role"],
+            "assistant"
+        );
         assert!(parse(&events[1])["usage"].is_null());
-        let text: String = events[1..4].iter().map(|e| parse(e)["choices"][0]["delta"]["content"].as_str().unwrap().to_string()).collect();
+        let text: String = events[1..4]
+            .iter()
+            .map(|e| {
+                parse(e)["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
         assert_eq!(text, "Mock reply: one two three");
         assert_eq!(parse(&events[4])["choices"][0]["finish_reason"], "stop");
         let usage = parse(&events[5]);
@@ -258,9 +361,15 @@ mod tests {
     fn bad_requests_get_openai_errors() {
         let e = plan(b"{not json", None, "x".into(), 1).unwrap_err();
         assert_eq!(e.status, 400);
-        assert!(e.body["error"]["message"].as_str().unwrap().contains("could not parse the JSON"));
+        assert!(e.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("could not parse the JSON"));
         let e = reply(json!({"messages": [{"role": "user", "content": "x"}]})).unwrap_err();
-        assert_eq!(e.body["error"]["message"], "you must provide a model parameter");
+        assert_eq!(
+            e.body["error"]["message"],
+            "you must provide a model parameter"
+        );
         let e = reply(json!({"model": "m"})).unwrap_err();
         assert_eq!(e.body["error"]["code"], "missing_required_parameter");
     }

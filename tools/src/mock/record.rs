@@ -45,7 +45,12 @@ impl Recorder {
     }
 
     pub fn all(&self) -> Vec<RecordedRequest> {
-        self.log.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect()
+        self.log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect()
     }
 
     pub fn clear(&self) {

@@ -138,7 +138,10 @@ fn api_error(e: ApiError, retry_after: Option<&str>) -> Response<Body> {
     resp
 }
 
-async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, std::io::Error> {
+async fn handle(
+    state: Arc<State>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, std::io::Error> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let body = match Limited::new(body, 64 * 1024 * 1024).collect().await {
@@ -163,13 +166,19 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
         tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
     }
     if faults.drop_before_headers {
-        return Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected drop"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "injected drop",
+        ));
     }
     if let Err(e) = check_key(&state.cfg, &parts.headers) {
         return Ok(api_error(e, None));
     }
     if let Some(status) = faults.status {
-        return Ok(api_error(openai::injected_error(status), faults.retry_after.as_deref()));
+        return Ok(api_error(
+            openai::injected_error(status),
+            faults.retry_after.as_deref(),
+        ));
     }
     if parts.method == Method::GET && path.ends_with("/models") {
         let models = serde_json::json!({"object": "list", "data": [
@@ -179,7 +188,13 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
         return Ok(full(StatusCode::OK, "application/json", models.to_string()));
     }
     if parts.method != Method::POST || !path.ends_with("/chat/completions") {
-        let e = openai::error(404, &format!("Invalid URL ({} {path})", parts.method), "invalid_request_error", None, None);
+        let e = openai::error(
+            404,
+            &format!("Invalid URL ({} {path})", parts.method),
+            "invalid_request_error",
+            None,
+            None,
+        );
         return Ok(api_error(e, None));
     }
     let n = state.next_id.fetch_add(1, Ordering::Relaxed);
@@ -187,18 +202,30 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let reply = match openai::plan(&body, faults.reply_tokens, format!("chatcmpl-mock{n}"), created) {
+    let reply = match openai::plan(
+        &body,
+        faults.reply_tokens,
+        format!("chatcmpl-mock{n}"),
+        created,
+    ) {
         Ok(r) => r,
         Err(e) => return Ok(api_error(e, None)),
     };
     let mut resp = if reply.stream {
         stream_response(&reply, &faults)
     } else {
-        full(StatusCode::OK, "application/json", openai::completion_body(&reply))
+        full(
+            StatusCode::OK,
+            "application/json",
+            openai::completion_body(&reply),
+        )
     };
     let h = resp.headers_mut();
     h.insert("x-request-id", header_value(&format!("req_mock{n}")));
-    h.insert("openai-processing-ms", header_value(&faults.latency_ms.to_string()));
+    h.insert(
+        "openai-processing-ms",
+        header_value(&faults.latency_ms.to_string()),
+    );
     h.insert("x-ratelimit-limit-requests", header_value("10000"));
     h.insert("x-ratelimit-remaining-requests", header_value("9999"));
     h.insert("x-ratelimit-reset-requests", header_value("6ms"));
@@ -226,26 +253,37 @@ fn stream_response(reply: &openai::Reply, faults: &Faults) -> Response<Body> {
     let delay = Duration::from_millis(faults.chunk_delay_ms);
     let drop_after = faults.drop_after_chunks;
     let body: Body = if delay.is_zero() && drop_after.is_none() {
-        Full::new(Bytes::from(events.concat())).map_err(|e| match e {}).boxed()
+        Full::new(Bytes::from(events.concat()))
+            .map_err(|e| match e {})
+            .boxed()
     } else {
-        let s = stream::unfold((events.into_iter(), 0usize, false), move |(mut it, sent, done)| async move {
-            if done {
-                return None;
-            }
-            if drop_after == Some(sent) {
-                let err = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected mid-stream drop");
-                return Some((Err(err), (it, sent, true)));
-            }
-            let event = it.next()?;
-            if sent > 0 && !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-            }
-            Some((Ok(Frame::data(Bytes::from(event))), (it, sent + 1, false)))
-        });
+        let s = stream::unfold(
+            (events.into_iter(), 0usize, false),
+            move |(mut it, sent, done)| async move {
+                if done {
+                    return None;
+                }
+                if drop_after == Some(sent) {
+                    let err = std::io::Error::new(
+                        std::io::ErrorKind::ConnectionReset,
+                        "injected mid-stream drop",
+                    );
+                    return Some((Err(err), (it, sent, true)));
+                }
+                let event = it.next()?;
+                if sent > 0 && !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                Some((Ok(Frame::data(Bytes::from(event))), (it, sent + 1, false)))
+            },
+        );
         StreamBody::new(s).boxed()
     };
     let mut resp = Response::new(body);
-    resp.headers_mut().insert(header::CONTENT_TYPE, header_value("text/event-stream; charset=utf-8"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header_value("text/event-stream; charset=utf-8"),
+    );
     resp
 }
 
@@ -264,11 +302,17 @@ fn record(state: &State, parts: &http::request::Parts, body: &Bytes) {
     let body = if body.len() > 1024 * 1024 {
         serde_json::json!({"omitted_bytes": body.len()})
     } else {
-        serde_json::from_slice(body).unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(body).into_owned()))
+        serde_json::from_slice(body).unwrap_or_else(|_| {
+            serde_json::Value::String(String::from_utf8_lossy(body).into_owned())
+        })
     };
     state.recorder.push(RecordedRequest {
         method: parts.method.to_string(),
-        path: parts.uri.path_and_query().map(|p| p.to_string()).unwrap_or_default(),
+        path: parts
+            .uri
+            .path_and_query()
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
         headers,
         body,
     });

@@ -1,0 +1,48 @@
+//! The Pingora application: one [`Gateway`] shared by all worker threads.
+//!
+//! We implement pingora-core's `HttpServerApp` rather than pingora-proxy's
+//! `ProxyHttp`: `ProxyHttp` retries only connect-level errors and resends the
+//! same buffered body, while we need a fresh, re-translated body per attempt
+//! (another provider may need another wire format) and failover on 429/5xx
+//! responses. With `HttpServerApp` plus pingora's pooled `Connector`, each
+//! attempt is ours to build, and the request path stays in one readable
+//! function ([`crate::pipeline::handle`]).
+
+use crate::metrics::Metrics;
+use crate::pipeline;
+use crate::reload::PolicyStore;
+use async_trait::async_trait;
+use pingora::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream};
+use pingora::protocols::http::ServerSession;
+use pingora::server::ShutdownWatch;
+use std::sync::Arc;
+
+pub struct Gateway {
+    pub store: Arc<PolicyStore>,
+    pub metrics: Arc<Metrics>,
+}
+
+#[async_trait]
+impl HttpServerApp for Gateway {
+    async fn process_new_http(
+        self: &Arc<Self>,
+        mut session: ServerSession,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        match session.read_request().await {
+            Ok(true) => {}
+            // Closed or garbage before a request: nothing to answer.
+            Ok(false) | Err(_) => return None,
+        }
+        // While shutting down, finish this request but take no more.
+        session.set_keepalive(if *shutdown.borrow() { None } else { Some(60) });
+        if !pipeline::handle(self, &mut session).await {
+            return None;
+        }
+        let persistent = HttpPersistentSettings::for_session(&session);
+        match session.finish().await {
+            Ok(Some(stream)) => Some(ReusedHttpStream::from_reusable_stream(stream, persistent)),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Writing gateway-made responses (errors, JSON) to the client.
+
+use crate::error::GatewayError;
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use pingora::protocols::http::ServerSession;
+
+/// Write a complete JSON response. Returns false when the client is gone.
+pub async fn json(
+    session: &mut ServerSession,
+    status: u16,
+    body: Vec<u8>,
+    request_id: &str,
+) -> bool {
+    write_full(session, status, "application/json", body, request_id, &[]).await
+}
+
+pub async fn text(
+    session: &mut ServerSession,
+    status: u16,
+    content_type: &str,
+    body: Vec<u8>,
+    request_id: &str,
+) -> bool {
+    write_full(session, status, content_type, body, request_id, &[]).await
+}
+
+/// Write an error in OpenAI's format.
+pub async fn error(session: &mut ServerSession, err: &GatewayError, request_id: &str) -> bool {
+    let extra: &[(&str, &str)] = match err {
+        GatewayError::MissingKey | GatewayError::InvalidKey => &[("www-authenticate", "Bearer")],
+        _ => &[],
+    };
+    write_full(
+        session,
+        err.status().as_u16(),
+        "application/json",
+        err.openai_body(),
+        request_id,
+        extra,
+    )
+    .await
+}
+
+async fn write_full(
+    session: &mut ServerSession,
+    status: u16,
+    content_type: &str,
+    body: Vec<u8>,
+    request_id: &str,
+    extra: &[(&str, &str)],
+) -> bool {
+    let Ok(mut resp) = ResponseHeader::build(status, Some(4 + extra.len())) else {
+        return false;
+    };
+    let headers_ok = resp
+        .insert_header(http::header::CONTENT_TYPE, content_type)
+        .is_ok()
+        && resp
+            .insert_header(http::header::CONTENT_LENGTH, body.len())
+            .is_ok()
+        && resp.insert_header("x-request-id", request_id).is_ok()
+        && extra
+            .iter()
+            .all(|(k, v)| resp.insert_header(k.to_string(), *v).is_ok());
+    if !headers_ok {
+        return false;
+    }
+    if session.write_response_header(Box::new(resp)).await.is_err() {
+        return false;
+    }
+    session
+        .write_response_body(Bytes::from(body), true)
+        .await
+        .is_ok()
+}

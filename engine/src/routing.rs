@@ -1,0 +1,102 @@
+//! Phase 4: which provider and model serve a requested model name.
+//! Aliases first; then `<provider>/<model>` for providers that allow it.
+
+use crate::error::GatewayError;
+use policy::{ArchivedClientKey, ArchivedCompiledPolicy, ArchivedProvider};
+
+pub struct Route<'a> {
+    pub provider_index: u32,
+    pub provider: &'a ArchivedProvider,
+    /// The model name the provider sees.
+    pub model: &'a str,
+}
+
+pub fn resolve<'a>(
+    policy: &'a ArchivedCompiledPolicy,
+    key: &ArchivedClientKey,
+    requested: &'a str,
+) -> Result<Route<'a>, GatewayError> {
+    // Same answer for "not allowed" and "does not exist": a key cannot
+    // probe which models the gateway has.
+    let unknown = || GatewayError::UnknownModel(requested.to_string());
+    if !key.allows(requested) {
+        return Err(unknown());
+    }
+    if let Some(alias) = policy.alias(requested) {
+        let target = alias.targets.first().ok_or_else(unknown)?;
+        let index = target.provider.to_native();
+        let provider = policy.provider_at(index).ok_or_else(unknown)?;
+        return Ok(Route {
+            provider_index: index,
+            provider,
+            model: target.model.as_str(),
+        });
+    }
+    let (provider_name, model) = requested.split_once('/').ok_or_else(unknown)?;
+    match policy.provider(provider_name) {
+        Some((index, provider)) if provider.allow_direct && !model.is_empty() => Ok(Route {
+            provider_index: index,
+            provider,
+            model,
+        }),
+        _ => Err(unknown()),
+    }
+}
+
+/// The model names `key` may use, for `GET /v1/models`.
+pub fn visible_models<'a>(
+    policy: &'a ArchivedCompiledPolicy,
+    key: &ArchivedClientKey,
+) -> Vec<&'a str> {
+    policy
+        .aliases
+        .iter()
+        .map(|a| a.name.as_str())
+        .filter(|name| key.allows(name))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use policy::{compile_yaml, snapshot, Snapshot};
+    use std::collections::HashMap;
+
+    fn snap(models: &str) -> Snapshot {
+        let src = format!(
+            "version: 1\nproviders:\n  openai:\n    kind: openai\n    base_url: http://127.0.0.1:1/v1\n    allow_direct: true\n    keys: [{{key: k}}]\n  closed:\n    kind: openai\n    base_url: http://127.0.0.1:2\nmodels:\n  fast:\n    targets: [{{provider: openai, model: gpt-4o-mini}}]\n  other:\n    targets: [{{provider: closed, model: m}}]\nclient_keys:\n  - name: a\n    key: sk-sy-0123456789abcdef\n    models: {models}\n"
+        );
+        let c = compile_yaml(&src, "t.yaml", &HashMap::new()).unwrap();
+        Snapshot::from_bytes(&snapshot::encode(&c.policy, 0).unwrap()).unwrap()
+    }
+
+    fn key(s: &Snapshot) -> &ArchivedClientKey {
+        &s.policy().client_keys[0]
+    }
+
+    #[test]
+    fn aliases_direct_addressing_and_permissions() {
+        let s = snap(r#"["*"]"#);
+        let p = s.policy();
+        let r = resolve(p, key(&s), "fast").unwrap();
+        assert_eq!(
+            (r.provider.name.as_str(), r.model),
+            ("openai", "gpt-4o-mini")
+        );
+        let r = resolve(p, key(&s), "openai/gpt-4.1").unwrap();
+        assert_eq!((r.provider_index, r.model), (1, "gpt-4.1"));
+        assert!(matches!(
+            resolve(p, key(&s), "closed/m"),
+            Err(GatewayError::UnknownModel(_))
+        ));
+        assert!(resolve(p, key(&s), "openai/").is_err());
+        assert!(resolve(p, key(&s), "nope").is_err());
+        assert_eq!(visible_models(p, key(&s)), ["fast", "other"]);
+
+        let s = snap(r#"["fast"]"#);
+        assert!(resolve(s.policy(), key(&s), "fast").is_ok());
+        assert!(resolve(s.policy(), key(&s), "other").is_err());
+        assert!(resolve(s.policy(), key(&s), "openai/gpt-4.1").is_err());
+        assert_eq!(visible_models(s.policy(), key(&s)), ["fast"]);
+    }
+}

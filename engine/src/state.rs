@@ -1,0 +1,170 @@
+//! Runtime state built from one policy snapshot: what the request path
+//! needs beyond the archived policy itself (resolved upstream peers, key
+//! cursors). Built off the request path, then swapped in whole.
+
+use arc_swap::ArcSwapOption;
+use pingora::upstreams::peer::HttpPeer;
+use policy::{ArchivedProvider, Snapshot};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// How long start-up or a reload waits for DNS before going on without the
+/// slow names (they keep being retried in the background).
+const RESOLVE_WAIT: Duration = Duration::from_millis(1500);
+
+pub struct ActivePolicy {
+    pub snapshot: Snapshot,
+    pub hash: String,
+    pub loaded_at: SystemTime,
+    /// Same order as `snapshot.policy().providers`.
+    pub providers: Vec<ProviderRuntime>,
+}
+
+pub struct ProviderRuntime {
+    pub peer: ArcSwapOption<HttpPeer>,
+    pub resolve_error: ArcSwapOption<String>,
+    /// `Host` header value.
+    pub authority: String,
+    key_cursor: AtomicUsize,
+    /// Keys of the first (lowest) tier; later tiers wait for failover.
+    first_tier_len: usize,
+}
+
+impl ProviderRuntime {
+    /// Round-robin over the first tier, lock-free.
+    pub fn next_key_index(&self) -> Option<usize> {
+        if self.first_tier_len == 0 {
+            return None;
+        }
+        Some(self.key_cursor.fetch_add(1, Ordering::Relaxed) % self.first_tier_len)
+    }
+}
+
+impl ActivePolicy {
+    pub fn build(snapshot: Snapshot) -> ActivePolicy {
+        let hash = snapshot.header().hash_hex();
+        let policy = snapshot.policy();
+        let providers: Vec<ProviderRuntime> = policy
+            .providers
+            .iter()
+            .map(|p| {
+                let first_tier = p.keys.first().map(|k| k.tier.to_native());
+                ProviderRuntime {
+                    peer: ArcSwapOption::empty(),
+                    resolve_error: ArcSwapOption::from_pointee(
+                        "DNS lookup has not finished yet".to_string(),
+                    ),
+                    authority: authority(p),
+                    key_cursor: AtomicUsize::new(0),
+                    first_tier_len: p
+                        .keys
+                        .iter()
+                        .take_while(|k| Some(k.tier.to_native()) == first_tier)
+                        .count(),
+                }
+            })
+            .collect();
+        let active = ActivePolicy {
+            snapshot,
+            hash,
+            loaded_at: SystemTime::now(),
+            providers,
+        };
+        active.resolve_all(RESOLVE_WAIT);
+        active
+    }
+
+    pub fn short_hash(&self) -> &str {
+        &self.hash[..12]
+    }
+
+    /// Resolve every provider host in parallel; wait at most `wait`. A
+    /// lookup that finishes later still updates this policy's peers.
+    pub fn resolve_all(&self, wait: Duration) {
+        let policy = self.snapshot.policy();
+        let (tx, rx) = std::sync::mpsc::channel();
+        for (i, p) in policy.providers.iter().enumerate() {
+            let host = p.host.to_string();
+            let port = p.port.to_native();
+            let tx = tx.clone();
+            // Resolution blocks; it gets its own short-lived thread so one
+            // slow name cannot hold up the others.
+            let _ = std::thread::Builder::new()
+                .name("switchyard-dns".into())
+                .spawn(move || {
+                    let r = (host.as_str(), port)
+                        .to_socket_addrs()
+                        .map(|mut a| a.next());
+                    let _ = tx.send((i, r));
+                });
+        }
+        drop(tx);
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok((i, result)) => self.apply_resolution(i, result),
+                Err(_) => break,
+            }
+        }
+    }
+
+    fn apply_resolution(&self, index: usize, result: std::io::Result<Option<SocketAddr>>) {
+        let (Some(p), Some(rt)) = (
+            self.snapshot.policy().providers.get(index),
+            self.providers.get(index),
+        ) else {
+            return;
+        };
+        match result {
+            Ok(Some(addr)) => {
+                let new_peer = make_peer(p, addr);
+                let unchanged = rt
+                    .peer
+                    .load()
+                    .as_ref()
+                    .is_some_and(|old| old._address == new_peer._address);
+                if !unchanged {
+                    rt.peer.store(Some(Arc::new(new_peer)));
+                }
+                rt.resolve_error.store(None);
+            }
+            Ok(None) => rt
+                .resolve_error
+                .store(Some(Arc::new(format!("{} resolved to no address", p.host)))),
+            Err(e) => {
+                tracing::warn!(provider = %p.name, host = %p.host, error = %e, "DNS lookup failed");
+                rt.resolve_error
+                    .store(Some(Arc::new(format!("cannot resolve {}: {e}", p.host))));
+            }
+        }
+    }
+}
+
+fn authority(p: &ArchivedProvider) -> String {
+    let default_port = if p.tls { 443 } else { 80 };
+    let host = if p.host.contains(':') {
+        format!("[{}]", p.host)
+    } else {
+        p.host.to_string()
+    };
+    if p.port.to_native() == default_port {
+        host
+    } else {
+        format!("{host}:{}", p.port)
+    }
+}
+
+fn make_peer(p: &ArchivedProvider, addr: SocketAddr) -> HttpPeer {
+    let mut peer = HttpPeer::new(addr, p.tls, p.host.to_string());
+    let connect = Duration::from_millis(p.connect_timeout_ms.to_native());
+    peer.options.connection_timeout = Some(connect);
+    // Covers TCP connect plus the TLS handshake.
+    peer.options.total_connection_timeout = Some(connect * 2);
+    peer.options.read_timeout = Some(Duration::from_millis(p.read_timeout_ms.to_native()));
+    peer.options.write_timeout = Some(connect.max(Duration::from_secs(10)));
+    peer.options.idle_timeout = Some(Duration::from_secs(60));
+    peer
+}

@@ -1,0 +1,180 @@
+//! Phase 6: one attempt at a provider over a pooled connection.
+//!
+//! Each worker thread owns its own Pingora [`Connector`] (and so its own
+//! connection pool): a connection registered with one thread's runtime is
+//! only ever driven by that runtime.
+
+use crate::error::GatewayError;
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
+use pingora::connectors::http::Connector;
+use pingora::connectors::ConnectorOptions;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::protocols::http::client::HttpSession;
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error as PingoraError, ErrorType};
+use std::cell::OnceCell;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+static CA_FILE: OnceLock<Option<String>> = OnceLock::new();
+
+/// Set once at start-up, before any worker connects.
+pub fn set_ca_file(ca: Option<String>) {
+    let _ = CA_FILE.set(ca);
+}
+
+thread_local! {
+    static CONNECTOR: OnceCell<Arc<Connector>> = const { OnceCell::new() };
+}
+
+fn connector() -> Arc<Connector> {
+    CONNECTOR.with(|c| {
+        c.get_or_init(|| {
+            let mut opts = ConnectorOptions::new(256);
+            opts.ca_file = CA_FILE.get().cloned().flatten();
+            Arc::new(Connector::new(Some(opts)))
+        })
+        .clone()
+    })
+}
+
+/// How long an idle upstream connection stays in the pool.
+const POOL_IDLE: Duration = Duration::from_secs(60);
+
+pub struct Attempt<'a> {
+    pub provider: &'a str,
+    pub peer: Arc<HttpPeer>,
+    pub authority: &'a str,
+    pub path: String,
+    pub api_key: &'a str,
+    pub request_id: &'a str,
+    pub forwarded: Vec<(HeaderName, HeaderValue)>,
+    pub body: Bytes,
+}
+
+/// An upstream response whose body has not been read yet.
+pub struct UpstreamResponse {
+    pub session: HttpSession,
+    pub header: ResponseHeader,
+    peer: Arc<HttpPeer>,
+    connector: Arc<Connector>,
+}
+
+impl UpstreamResponse {
+    pub async fn read_body(&mut self) -> Result<Option<Bytes>, Box<PingoraError>> {
+        self.session.read_response_body().await
+    }
+
+    /// Return the connection to the pool if the response was read cleanly.
+    pub async fn release(mut self) {
+        if self.session.response_done() {
+            self.connector
+                .release_http_session(self.session, &*self.peer, Some(POOL_IDLE))
+                .await;
+        } else {
+            self.session.shutdown().await;
+        }
+    }
+}
+
+/// Send the request and read the response header.
+pub async fn send(a: &Attempt<'_>) -> Result<UpstreamResponse, GatewayError> {
+    let connector = connector();
+    // A pooled connection the provider already closed fails before any
+    // response; that is safe to retry on a fresh connection.
+    for _ in 0..3 {
+        let (mut session, reused) = connector
+            .get_http_session(&*a.peer)
+            .await
+            .map_err(|e| classify(a.provider, &e))?;
+        match exchange(&mut session, a).await {
+            Ok(header) => {
+                return Ok(UpstreamResponse {
+                    session,
+                    header,
+                    peer: a.peer.clone(),
+                    connector,
+                })
+            }
+            Err(e) if reused && is_stale_connection(&e) => continue,
+            Err(e) => return Err(classify(a.provider, &e)),
+        }
+    }
+    Err(GatewayError::UpstreamConnect {
+        provider: a.provider.to_string(),
+        reason: "pooled connections kept failing".into(),
+    })
+}
+
+async fn exchange(
+    session: &mut HttpSession,
+    a: &Attempt<'_>,
+) -> Result<ResponseHeader, Box<PingoraError>> {
+    let mut req = RequestHeader::build("POST", a.path.as_bytes(), Some(8 + a.forwarded.len()))?;
+    req.insert_header(http::header::HOST, a.authority)?;
+    req.insert_header(http::header::AUTHORIZATION, format!("Bearer {}", a.api_key))?;
+    req.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+    req.insert_header(http::header::CONTENT_LENGTH, a.body.len())?;
+    req.insert_header("x-request-id", a.request_id)?;
+    for (name, value) in &a.forwarded {
+        req.append_header(name.clone(), value.clone())?;
+    }
+    session.write_request_header(Box::new(req)).await?;
+    session.write_request_body(a.body.clone(), true).await?;
+    session.finish_request_body().await?;
+    session.read_response_header().await?;
+    session
+        .response_header()
+        .cloned()
+        .ok_or_else(|| PingoraError::explain(ErrorType::H1Error, "no response header"))
+}
+
+fn is_stale_connection(e: &PingoraError) -> bool {
+    matches!(
+        e.etype(),
+        ErrorType::ConnectionClosed
+            | ErrorType::ReadError
+            | ErrorType::WriteError
+            | ErrorType::H1Error
+    )
+}
+
+/// Turn a transport error into the client-facing error, without secrets.
+pub fn classify(provider: &str, e: &PingoraError) -> GatewayError {
+    let provider = provider.to_string();
+    let reason = e.etype().as_str().to_string();
+    match e.etype() {
+        ErrorType::ConnectTimedout
+        | ErrorType::TLSHandshakeTimedout
+        | ErrorType::ReadTimedout
+        | ErrorType::WriteTimedout => GatewayError::UpstreamTimeout { provider, reason },
+        ErrorType::ConnectRefused
+        | ErrorType::ConnectNoRoute
+        | ErrorType::ConnectError
+        | ErrorType::TLSHandshakeFailure
+        | ErrorType::InvalidCert
+        | ErrorType::HandshakeError
+        | ErrorType::SocketError => GatewayError::UpstreamConnect { provider, reason },
+        _ => GatewayError::UpstreamProtocol {
+            provider,
+            reason: format!(
+                "{reason}: {}",
+                e.context.as_ref().map(|c| c.as_str()).unwrap_or("")
+            ),
+        },
+    }
+}
+
+/// The metric label for an attempt's outcome.
+pub fn outcome_label(result: &Result<u16, &GatewayError>) -> &'static str {
+    match result {
+        Ok(429) => "http_429",
+        Ok(s) if *s >= 500 => "http_5xx",
+        Ok(s) if *s >= 400 => "http_4xx",
+        Ok(_) => "ok",
+        Err(GatewayError::UpstreamTimeout { .. }) => "timeout",
+        Err(GatewayError::UpstreamConnect { .. }) => "connect_error",
+        Err(_) => "protocol_error",
+    }
+}
