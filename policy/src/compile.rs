@@ -361,7 +361,7 @@ impl Checker<'_> {
                 models: k.models,
             });
         }
-        out.sort_by(|a, b| a.sha256.cmp(&b.sha256));
+        out.sort_by_key(|k| k.sha256);
         out
     }
 }

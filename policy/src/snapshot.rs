@@ -60,7 +60,13 @@ pub fn looks_like_snapshot(bytes: &[u8]) -> bool {
 pub fn encode(policy: &CompiledPolicy, compiled_at_unix: u64) -> Result<Vec<u8>, Error> {
     let payload =
         rkyv::to_bytes::<rancor::Error>(policy).map_err(|e| Error::Archive(e.to_string()))?;
-    let hash: [u8; 32] = Sha256::digest(&payload).into();
+    Ok(wrap_payload(&payload, compiled_at_unix))
+}
+
+/// Put a header with a correct hash in front of any payload. Lets the
+/// fuzzer reach archive validation instead of stopping at the hash check.
+pub fn wrap_payload(payload: &[u8], compiled_at_unix: u64) -> Vec<u8> {
+    let hash: [u8; 32] = Sha256::digest(payload).into();
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -68,8 +74,8 @@ pub fn encode(policy: &CompiledPolicy, compiled_at_unix: u64) -> Result<Vec<u8>,
     out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
     out.extend_from_slice(&compiled_at_unix.to_le_bytes());
     out.extend_from_slice(&hash);
-    out.extend_from_slice(&payload);
-    Ok(out)
+    out.extend_from_slice(payload);
+    out
 }
 
 /// A validated snapshot. Owns an aligned copy of the payload: we read files

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Runs the gateway end to end on 127.0.0.1:8080 with examples/quickstart.yaml.
+# Without OPENAI_API_KEY it starts the built-in mock provider and fronts it;
+# with OPENAI_API_KEY it fronts the real OpenAI API.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+
+echo "run: building (release; the first build takes several minutes)"
+cargo build --release --locked -p engine -p tools --bins
+
+export SWITCHYARD_LISTEN="${SWITCHYARD_LISTEN:-127.0.0.1:8080}"
+if [ -z "${SWITCHYARD_KEY:-}" ]; then
+  SWITCHYARD_KEY="sk-sy-$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')"
+  export SWITCHYARD_KEY
+fi
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT INT TERM
+
+if [ -z "${OPENAI_API_KEY:-}" ]; then
+  mock_addr="${MOCK_LISTEN:-127.0.0.1:4010}"
+  ./target/release/mock-provider --listen "$mock_addr" &
+  pids+=($!)
+  export OPENAI_BASE_URL="http://$mock_addr/v1" OPENAI_API_KEY="mock-upstream-key"
+  upstream="the built-in mock provider at $OPENAI_BASE_URL"
+else
+  upstream="OpenAI at ${OPENAI_BASE_URL:-https://api.openai.com/v1}"
+fi
+
+./target/release/policyc check examples/quickstart.yaml
+./target/release/switchyard serve --policy examples/quickstart.yaml &
+pids+=($!)
+
+for _ in $(seq 1 100); do
+  curl -sf "http://$SWITCHYARD_LISTEN/healthz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+
+cat <<MSG
+
+Switchyard is listening on http://$SWITCHYARD_LISTEN in front of $upstream.
+Your client key: $SWITCHYARD_KEY
+
+  curl http://$SWITCHYARD_LISTEN/v1/chat/completions \\
+    -H "Authorization: Bearer $SWITCHYARD_KEY" -H "Content-Type: application/json" \\
+    -d '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello!"}]}'
+
+  .venv/bin/python - <<'PY'
+  from openai import OpenAI
+  client = OpenAI(base_url="http://$SWITCHYARD_LISTEN/v1", api_key="$SWITCHYARD_KEY")
+  r = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Hello!"}])
+  print(r.choices[0].message.content)
+  PY
+
+Metrics: http://$SWITCHYARD_LISTEN/metrics   Health: http://$SWITCHYARD_LISTEN/healthz
+Edit examples/quickstart.yaml and the gateway reloads it. Ctrl-C stops everything.
+MSG
+
+wait -n "${pids[@]}"

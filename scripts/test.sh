@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The whole test suite: format, lints, Rust unit and end-to-end tests
+# (benches run once in test mode), the OpenAI SDK tests, and a short
+# bounded fuzz run. Set SWITCHYARD_FUZZ_SECONDS=0 to skip fuzzing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --locked --workspace --all-targets -- -D warnings
+
+step "cargo build (debug binaries for the end-to-end tests)"
+cargo build --locked --workspace --bins
+
+step "cargo test"
+cargo test --locked --workspace --all-targets
+
+step "OpenAI SDK end-to-end tests"
+.venv/bin/python -m pytest -q tests/sdk
+
+fuzz_seconds="${SWITCHYARD_FUZZ_SECONDS:-20}"
+if [ "$fuzz_seconds" != "0" ]; then
+  step "fuzz (${fuzz_seconds}s per target)"
+  bash scripts/fuzz.sh "$fuzz_seconds"
+fi

@@ -1,0 +1,71 @@
+"""Starts the mock provider and the gateway (built binaries) on free loopback
+ports for the SDK tests, and stops both by PID afterwards."""
+import os
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / os.environ.get("SWITCHYARD_PROFILE", "debug")
+CLIENT_KEY = "sk-sy-sdk-test-key-000000001"
+UPSTREAM_KEY = "sk-upstream-sdk-test"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.kill()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def gateway(tmp_path_factory):
+    mock_port, gw_port = free_port(), free_port()
+    mock = subprocess.Popen(
+        [str(TARGET / "mock-provider"), "--listen", f"127.0.0.1:{mock_port}", "--expect-key", UPSTREAM_KEY],
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{mock_port}/healthz")
+        policy = tmp_path_factory.mktemp("policy") / "quickstart.yaml"
+        policy.write_text((ROOT / "examples" / "quickstart.yaml").read_text())
+        env = dict(
+            os.environ,
+            OPENAI_BASE_URL=f"http://127.0.0.1:{mock_port}/v1",
+            OPENAI_API_KEY=UPSTREAM_KEY,
+            SWITCHYARD_KEY=CLIENT_KEY,
+            RUST_LOG="warn",
+        )
+        gw = subprocess.Popen(
+            [str(TARGET / "switchyard"), "serve", "--policy", str(policy),
+             "--listen", f"127.0.0.1:{gw_port}", "--threads", "2", "--grace-seconds", "0"],
+            env=env,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_http(f"http://127.0.0.1:{gw_port}/healthz")
+            yield f"http://127.0.0.1:{gw_port}/v1"
+        finally:
+            stop(gw)
+    finally:
+        stop(mock)
