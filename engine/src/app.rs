@@ -17,6 +17,8 @@ use pingora::protocols::http::ServerSession;
 use pingora::server::ShutdownWatch;
 use std::sync::Arc;
 
+const CLIENT_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub struct Gateway {
     pub store: Arc<PolicyStore>,
     pub metrics: Arc<Metrics>,
@@ -36,6 +38,8 @@ impl HttpServerApp for Gateway {
         }
         // While shutting down, finish this request but take no more.
         session.set_keepalive(if *shutdown.borrow() { None } else { Some(60) });
+        // A client that trickles its body cannot hold a worker forever.
+        session.set_read_timeout(Some(CLIENT_READ_TIMEOUT));
         if !pipeline::handle(self, &mut session).await {
             return None;
         }

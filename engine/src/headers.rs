@@ -37,7 +37,7 @@ pub fn forward_to_provider(name: &HeaderName) -> bool {
 }
 
 /// Provider response headers passed back to the client: `x-*` (rate limit
-/// headers included), `retry-after` and the content type. The provider's
+/// headers included), `retry-after`, content type and encoding. The provider's
 /// own request id is kept as `x-upstream-request-id`.
 pub enum ResponseHeaderRule {
     Pass,
@@ -52,7 +52,7 @@ pub fn from_provider(name: &HeaderName) -> ResponseHeaderRule {
     }
     match n {
         "x-request-id" => ResponseHeaderRule::Rename("x-upstream-request-id"),
-        "content-type" | "retry-after" => ResponseHeaderRule::Pass,
+        "content-type" | "content-encoding" | "retry-after" => ResponseHeaderRule::Pass,
         _ if n.starts_with("x-") => ResponseHeaderRule::Pass,
         _ => ResponseHeaderRule::Drop,
     }
