@@ -88,53 +88,28 @@ impl Metrics {
 
     pub fn record_request(&self, r: &RequestRecord<'_>) {
         let shard = self.shards.local();
+        let labels = [
+            ("route", r.route),
+            ("model", r.model),
+            ("provider", r.provider),
+        ];
+        let status = r.status.to_string();
+        let with_status = [labels[0], labels[1], labels[2], ("status", status.as_str())];
         let k = self.key(&[r.route, r.model, r.provider], r.status as u64);
-        shard
-            .requests
-            .entry(k)
-            .or_insert_with(|| Series {
-                labels: vec![
-                    ("route", r.route.to_string()),
-                    ("model", r.model.to_string()),
-                    ("provider", r.provider.to_string()),
-                    ("status", r.status.to_string()),
-                ],
-                value: AtomicU64::new(0),
-            })
-            .value
-            .fetch_add(1, Relaxed);
+        with_series(&shard.requests, k, &with_status, |c| {
+            c.fetch_add(1, Relaxed);
+        });
         let k = self.key(&[r.route, r.model, r.provider], u64::MAX);
-        shard
-            .durations
-            .entry(k)
-            .or_insert_with(|| Series {
-                labels: vec![
-                    ("route", r.route.to_string()),
-                    ("model", r.model.to_string()),
-                    ("provider", r.provider.to_string()),
-                ],
-                value: Histogram::default(),
-            })
-            .value
-            .observe(r.duration);
+        with_series(&shard.durations, k, &labels, |h| h.observe(r.duration));
     }
 
     /// One upstream attempt and how it ended (`ok`, `http_5xx`, `connect_error`…).
     pub fn record_attempt(&self, provider: &str, outcome: &str) {
         let k = self.key(&[provider, outcome], 0);
-        self.shards
-            .local()
-            .attempts
-            .entry(k)
-            .or_insert_with(|| Series {
-                labels: vec![
-                    ("provider", provider.to_string()),
-                    ("outcome", outcome.to_string()),
-                ],
-                value: AtomicU64::new(0),
-            })
-            .value
-            .fetch_add(1, Relaxed);
+        let labels = [("provider", provider), ("outcome", outcome)];
+        with_series(&self.shards.local().attempts, k, &labels, |c| {
+            c.fetch_add(1, Relaxed);
+        });
     }
 
     /// Prometheus text exposition (format 0.0.4).
@@ -201,6 +176,24 @@ impl Metrics {
             let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
         }
     }
+}
+
+/// Apply `f` to the series under `key`, created with `labels` on first
+/// use. Existing series take only a shard read lock and no allocation.
+fn with_series<V: Default>(
+    map: &DashMap<u64, Series<V>>,
+    key: u64,
+    labels: &[(&'static str, &str)],
+    f: impl FnOnce(&V),
+) {
+    if let Some(s) = map.get(&key) {
+        return f(&s.value);
+    }
+    let s = map.entry(key).or_insert_with(|| Series {
+        labels: labels.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+        value: V::default(),
+    });
+    f(&s.value)
 }
 
 fn counter_family<'a>(

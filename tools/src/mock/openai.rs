@@ -235,7 +235,9 @@ pub fn completion_body(r: &Reply) -> Vec<u8> {
 /// The SSE events of a streamed reply, each a complete `data: …\n\n` frame:
 /// role chunk, content chunks, finish chunk, usage chunk (when asked), `[DONE]`.
 pub fn sse_events(r: &Reply, tokens_per_chunk: usize) -> Vec<Vec<u8>> {
-    let chunk = |delta: Value, finish: Value| {
+    // With include_usage, every chunk carries `"usage": null` and a last
+    // chunk with no choices carries the totals.
+    let envelope = |choices: Value, usage: Value| {
         let mut c = json!({
             "id": r.id,
             "object": "chat.completion.chunk",
@@ -243,12 +245,18 @@ pub fn sse_events(r: &Reply, tokens_per_chunk: usize) -> Vec<Vec<u8>> {
             "model": r.model,
             "service_tier": "default",
             "system_fingerprint": null,
-            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]
+            "choices": choices,
         });
         if r.include_usage {
-            c["usage"] = Value::Null;
+            c["usage"] = usage;
         }
         frame(&c)
+    };
+    let chunk = |delta: Value, finish: Value| {
+        envelope(
+            json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]),
+            Value::Null,
+        )
     };
     let mut out = vec![chunk(
         json!({"role": "assistant", "content": "", "refusal": null}),
@@ -259,16 +267,7 @@ pub fn sse_events(r: &Reply, tokens_per_chunk: usize) -> Vec<Vec<u8>> {
     }
     out.push(chunk(json!({}), json!(r.finish_reason)));
     if r.include_usage {
-        out.push(frame(&json!({
-            "id": r.id,
-            "object": "chat.completion.chunk",
-            "created": r.created,
-            "model": r.model,
-            "service_tier": "default",
-            "system_fingerprint": null,
-            "choices": [],
-            "usage": usage(r)
-        })));
+        out.push(envelope(json!([]), usage(r)));
     }
     out.push(b"data: [DONE]\n\n".to_vec());
     out
