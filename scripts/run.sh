@@ -15,9 +15,12 @@ if [ -z "${SWITCHYARD_KEY:-}" ]; then
   export SWITCHYARD_KEY
 fi
 
+# The gateway runs in the foreground so that Ctrl-C (SIGINT, Pingora's fast
+# shutdown) reaches it; background jobs of a script ignore SIGINT. Helpers
+# run in the background and are stopped on exit.
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
 
 if [ -z "${OPENAI_API_KEY:-}" ]; then
   mock_addr="${MOCK_LISTEN:-127.0.0.1:4010}"
@@ -30,9 +33,7 @@ else
 fi
 
 ./target/release/policyc check examples/quickstart.yaml
-./target/release/switchyard serve --policy examples/quickstart.yaml &
-pids+=($!)
-
+announce() {
 for _ in $(seq 1 100); do
   curl -sf "http://$SWITCHYARD_LISTEN/healthz" >/dev/null 2>&1 && break
   sleep 0.1
@@ -47,15 +48,15 @@ Your client key: $SWITCHYARD_KEY
     -H "Authorization: Bearer $SWITCHYARD_KEY" -H "Content-Type: application/json" \\
     -d '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello!"}]}'
 
-  .venv/bin/python - <<'PY'
-  from openai import OpenAI
-  client = OpenAI(base_url="http://$SWITCHYARD_LISTEN/v1", api_key="$SWITCHYARD_KEY")
-  r = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Hello!"}])
-  print(r.choices[0].message.content)
-  PY
+Or with the OpenAI Python SDK (installed in .venv):
+
+  .venv/bin/python -c "from openai import OpenAI; c = OpenAI(base_url='http://$SWITCHYARD_LISTEN/v1', api_key='$SWITCHYARD_KEY'); print(c.chat.completions.create(model='gpt-4o-mini', messages=[{'role': 'user', 'content': 'Hello!'}]).choices[0].message.content)"
 
 Metrics: http://$SWITCHYARD_LISTEN/metrics   Health: http://$SWITCHYARD_LISTEN/healthz
 Edit examples/quickstart.yaml and the gateway reloads it. Ctrl-C stops everything.
 MSG
+}
+announce &
+pids+=($!)
 
-wait -n "${pids[@]}"
+./target/release/switchyard serve --policy examples/quickstart.yaml
