@@ -159,11 +159,11 @@ fn authority(p: &ArchivedProvider) -> String {
 
 fn make_peer(p: &ArchivedProvider, addr: SocketAddr) -> HttpPeer {
     let mut peer = HttpPeer::new(addr, p.tls, p.host.to_string());
-    let connect = Duration::from_millis(p.connect_timeout_ms.to_native());
+    let connect = Duration::from_millis(p.timeouts.connect_ms.to_native());
     peer.options.connection_timeout = Some(connect);
     // Covers TCP connect plus the TLS handshake.
-    peer.options.total_connection_timeout = Some(connect * 2);
-    peer.options.read_timeout = Some(Duration::from_millis(p.read_timeout_ms.to_native()));
+    peer.options.total_connection_timeout = Some(connect);
+    // Reads are timed by the attempt itself (first byte, idle, total).
     peer.options.write_timeout = Some(connect.max(Duration::from_secs(10)));
     peer.options.idle_timeout = Some(Duration::from_secs(60));
     peer

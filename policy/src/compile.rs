@@ -141,12 +141,27 @@ impl Checker<'_> {
             .collect();
         let aliases = self.aliases(spec.models, &names);
         let client_keys = self.client_keys(spec.client_keys);
+        let retry_budget = self.retry_budget(spec.retry_budget);
         CompiledPolicy {
             source: file.to_string(),
             listener,
             providers,
             aliases,
             client_keys,
+            retry_budget,
+        }
+    }
+
+    fn retry_budget(&mut self, b: RetryBudgetSpec) -> RetryBudget {
+        if !(0.0..=10.0).contains(&b.ratio) {
+            self.error(
+                "retry_budget.ratio",
+                "expected a fraction of traffic between 0 and 10 (0.2 = retries may add 20%)",
+            );
+        }
+        RetryBudget {
+            ratio_milli: (b.ratio.clamp(0.0, 10.0) * 1000.0).round() as u32,
+            min_per_second: b.min_per_second,
         }
     }
 
@@ -217,10 +232,17 @@ impl Checker<'_> {
                 self.warn(&kp, "resolves to an empty key; it is left out of the pool");
                 continue;
             }
+            if k.max_concurrency == Some(0) {
+                self.error(
+                    &format!("{at}.keys[{i}].max_concurrency"),
+                    "must be at least 1 (leave it out for no cap)",
+                );
+            }
             keys.push(UpstreamKey {
                 name: k.name.unwrap_or_else(|| format!("{name}#{i}")),
                 secret,
                 tier: k.tier,
+                max_concurrency: k.max_concurrency.unwrap_or(0),
             });
         }
         // Stable: keys of one tier keep their order from the file.
@@ -231,12 +253,26 @@ impl Checker<'_> {
                 "has no usable upstream key; requests routed to it will fail with 503 until one is set",
             );
         }
-        if p.timeouts.connect_ms == 0 || p.timeouts.read_ms == 0 {
+        let t = &p.timeouts;
+        if [t.connect_ms, t.first_byte_ms, t.idle_ms, t.total_ms].contains(&0) {
             self.error(
                 &format!("{at}.timeouts"),
                 "timeouts must be greater than 0 ms",
             );
         }
+        if t.first_byte_ms > t.total_ms {
+            self.error(
+                &format!("{at}.timeouts.first_byte_ms"),
+                "cannot be longer than total_ms",
+            );
+        }
+        if p.default_cooldown_ms == 0 {
+            self.error(
+                &format!("{at}.default_cooldown_ms"),
+                "must be greater than 0",
+            );
+        }
+        let breaker = self.breaker(&format!("{at}.breaker"), &p.breaker);
         Provider {
             kind: match p.kind {
                 ProviderKindSpec::Openai => ProviderKind::OpenAi,
@@ -253,8 +289,44 @@ impl Checker<'_> {
             path_prefix: endpoint.path_prefix,
             allow_direct: p.allow_direct,
             keys,
-            connect_timeout_ms: p.timeouts.connect_ms,
-            read_timeout_ms: p.timeouts.read_ms,
+            timeouts: Timeouts {
+                connect_ms: t.connect_ms,
+                first_byte_ms: t.first_byte_ms,
+                idle_ms: t.idle_ms,
+                total_ms: t.total_ms,
+            },
+            cross_tier_failover: p.cross_tier_failover,
+            default_cooldown_ms: p.default_cooldown_ms,
+            breaker,
+        }
+    }
+
+    fn breaker(&mut self, at: &str, b: &BreakerSpec) -> Breaker {
+        if b.consecutive_failures == 0 {
+            self.error(&format!("{at}.consecutive_failures"), "must be at least 1");
+        }
+        if !(b.error_ratio > 0.0 && b.error_ratio <= 1.0) {
+            self.error(
+                &format!("{at}.error_ratio"),
+                "expected a fraction in (0, 1]",
+            );
+        }
+        if b.window_ms == 0 || b.open_ms == 0 {
+            self.error(at, "window_ms and open_ms must be greater than 0");
+        }
+        if b.max_open_ms < b.open_ms {
+            self.error(
+                &format!("{at}.max_open_ms"),
+                "cannot be shorter than open_ms",
+            );
+        }
+        Breaker {
+            consecutive_failures: b.consecutive_failures,
+            error_ratio_milli: (b.error_ratio.clamp(0.0, 1.0) * 1000.0).round() as u32,
+            min_calls: b.min_calls,
+            window_ms: b.window_ms,
+            open_ms: b.open_ms,
+            max_open_ms: b.max_open_ms,
         }
     }
 
@@ -280,9 +352,17 @@ impl Checker<'_> {
                         if t.model.trim().is_empty() {
                             self.error(&format!("{tp}.model"), "must not be empty");
                         }
+                        if t.weight == 0 {
+                            self.error(
+                                &format!("{tp}.weight"),
+                                "must be at least 1 (remove the target to disable it)",
+                            );
+                        }
                         targets.push(Target {
                             provider,
                             model: t.model,
+                            priority: t.priority.unwrap_or(i as u32),
+                            weight: t.weight,
                         });
                     }
                     None => {
@@ -298,9 +378,82 @@ impl Checker<'_> {
                     }
                 }
             }
-            out.push(Alias { name, targets });
+            // Stable: equal priorities keep their list order.
+            targets.sort_by_key(|t| t.priority);
+            let retry = self.retry(&format!("{at}.retry"), &a.retry);
+            let hedge = a
+                .hedge
+                .as_ref()
+                .and_then(|h| self.hedge(&format!("{at}.hedge"), h, targets.len()));
+            out.push(Alias {
+                name,
+                targets,
+                balance: match a.balance {
+                    BalanceSpec::RoundRobin => Balance::RoundRobin,
+                    BalanceSpec::Weighted => Balance::Weighted,
+                    BalanceSpec::LeastLatency => Balance::LeastLatency,
+                },
+                retry,
+                hedge,
+            });
         }
         out
+    }
+
+    fn retry(&mut self, at: &str, r: &RetrySpec) -> Retry {
+        if !(1..=20).contains(&r.max_attempts) {
+            self.error(
+                &format!("{at}.max_attempts"),
+                "expected 1 to 20 (the first attempt counts)",
+            );
+        }
+        if r.deadline_ms == 0 {
+            self.error(&format!("{at}.deadline_ms"), "must be greater than 0");
+        }
+        if r.max_backoff_ms < r.backoff_ms {
+            self.error(
+                &format!("{at}.max_backoff_ms"),
+                "cannot be shorter than backoff_ms",
+            );
+        }
+        Retry {
+            max_attempts: r.max_attempts,
+            deadline_ms: r.deadline_ms,
+            backoff_ms: r.backoff_ms,
+            max_backoff_ms: r.max_backoff_ms,
+        }
+    }
+
+    fn hedge(&mut self, at: &str, h: &HedgeSpec, targets: usize) -> Option<Hedge> {
+        if targets < 2 {
+            self.error(at, "hedging needs at least two targets");
+            return None;
+        }
+        if h.after_ms.is_none() && h.percentile.is_none() {
+            self.error(
+                at,
+                "set `after_ms`, `percentile` (of observed time to first byte), or both",
+            );
+            return None;
+        }
+        if h.after_ms == Some(0) {
+            self.error(&format!("{at}.after_ms"), "must be greater than 0");
+        }
+        if let Some(p) = h.percentile {
+            if !(p > 0.0 && p < 100.0) {
+                self.error(
+                    &format!("{at}.percentile"),
+                    "expected a percentile between 0 and 100, e.g. 95",
+                );
+            }
+        }
+        Some(Hedge {
+            after_ms: h.after_ms.unwrap_or(0),
+            percentile_milli: h
+                .percentile
+                .map(|p| (p.clamp(0.0, 100.0) * 10.0).round() as u32)
+                .unwrap_or(0),
+        })
     }
 
     fn client_keys(&mut self, specs: Vec<ClientKeySpec>) -> Vec<ClientKey> {

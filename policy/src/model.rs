@@ -13,6 +13,14 @@ pub struct CompiledPolicy {
     pub aliases: Vec<Alias>,
     /// Sorted by hash.
     pub client_keys: Vec<ClientKey>,
+    pub retry_budget: RetryBudget,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct RetryBudget {
+    /// Retries allowed per original request, in thousandths.
+    pub ratio_milli: u32,
+    pub min_per_second: u32,
 }
 
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -71,8 +79,29 @@ pub struct Provider {
     pub allow_direct: bool,
     /// Sorted by tier, then by position in the file.
     pub keys: Vec<UpstreamKey>,
-    pub connect_timeout_ms: u64,
-    pub read_timeout_ms: u64,
+    pub timeouts: Timeouts,
+    pub cross_tier_failover: bool,
+    pub default_cooldown_ms: u64,
+    pub breaker: Breaker,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
+pub struct Timeouts {
+    pub connect_ms: u64,
+    pub first_byte_ms: u64,
+    pub idle_ms: u64,
+    pub total_ms: u64,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
+pub struct Breaker {
+    pub consecutive_failures: u32,
+    /// Thousandths.
+    pub error_ratio_milli: u32,
+    pub min_calls: u32,
+    pub window_ms: u64,
+    pub open_ms: u64,
+    pub max_open_ms: u64,
 }
 
 #[derive(Archive, Serialize, Deserialize, Clone, PartialEq)]
@@ -80,6 +109,8 @@ pub struct UpstreamKey {
     pub name: String,
     pub secret: String,
     pub tier: u32,
+    /// 0 = no cap.
+    pub max_concurrency: u32,
 }
 
 // Secrets never reach logs, even through `{:?}`.
@@ -95,7 +126,35 @@ impl std::fmt::Debug for UpstreamKey {
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct Alias {
     pub name: String,
+    /// Sorted by priority (stable: list order within one priority).
     pub targets: Vec<Target>,
+    pub balance: Balance,
+    pub retry: Retry,
+    pub hedge: Option<Hedge>,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[rkyv(derive(Debug, PartialEq, Eq, Clone, Copy))]
+pub enum Balance {
+    RoundRobin,
+    Weighted,
+    LeastLatency,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
+pub struct Retry {
+    pub max_attempts: u32,
+    pub deadline_ms: u64,
+    pub backoff_ms: u64,
+    pub max_backoff_ms: u64,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
+pub struct Hedge {
+    /// 0 = not set.
+    pub after_ms: u64,
+    /// Percentile of observed time to first byte, in thousandths; 0 = not set.
+    pub percentile_milli: u32,
 }
 
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -103,6 +162,8 @@ pub struct Target {
     /// Index into `providers`.
     pub provider: u32,
     pub model: String,
+    pub priority: u32,
+    pub weight: u32,
 }
 
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]

@@ -15,6 +15,35 @@ pub struct PolicySpec {
     pub models: BTreeMap<String, AliasSpec>,
     #[serde(default)]
     pub client_keys: Vec<ClientKeySpec>,
+    #[serde(default)]
+    pub retry_budget: RetryBudgetSpec,
+}
+
+/// Retries (and hedges) may add at most `ratio` of the request rate, plus a
+/// floor of `min_per_second` so that a quiet gateway can still retry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryBudgetSpec {
+    #[serde(default = "default_budget_ratio")]
+    pub ratio: f64,
+    #[serde(default = "default_budget_floor")]
+    pub min_per_second: u32,
+}
+
+impl Default for RetryBudgetSpec {
+    fn default() -> Self {
+        RetryBudgetSpec {
+            ratio: default_budget_ratio(),
+            min_per_second: default_budget_floor(),
+        }
+    }
+}
+
+fn default_budget_ratio() -> f64 {
+    0.2
+}
+fn default_budget_floor() -> u32 {
+    10
 }
 
 #[derive(Debug, Deserialize)]
@@ -75,6 +104,75 @@ pub struct ProviderSpec {
     pub keys: Vec<UpstreamKeySpec>,
     #[serde(default)]
     pub timeouts: TimeoutSpec,
+    /// When every key of a tier is unusable, use the next tier.
+    #[serde(default = "yes")]
+    pub cross_tier_failover: bool,
+    /// How long a 429 cools a key down when the provider gives no hint.
+    #[serde(default = "default_cooldown_ms")]
+    pub default_cooldown_ms: u64,
+    #[serde(default)]
+    pub breaker: BreakerSpec,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_cooldown_ms() -> u64 {
+    5_000
+}
+
+/// Circuit breaker settings, for each key and each (provider, model) target.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerSpec {
+    /// Open after this many failures in a row.
+    #[serde(default = "default_consecutive")]
+    pub consecutive_failures: u32,
+    /// Or when this fraction of the window's calls failed…
+    #[serde(default = "default_ratio")]
+    pub error_ratio: f64,
+    /// …and the window saw at least this many calls.
+    #[serde(default = "default_min_calls")]
+    pub min_calls: u32,
+    #[serde(default = "default_window_ms")]
+    pub window_ms: u64,
+    /// First open period; doubles on each failed probe up to `max_open_ms`.
+    #[serde(default = "default_open_ms")]
+    pub open_ms: u64,
+    #[serde(default = "default_max_open_ms")]
+    pub max_open_ms: u64,
+}
+
+impl Default for BreakerSpec {
+    fn default() -> Self {
+        BreakerSpec {
+            consecutive_failures: default_consecutive(),
+            error_ratio: default_ratio(),
+            min_calls: default_min_calls(),
+            window_ms: default_window_ms(),
+            open_ms: default_open_ms(),
+            max_open_ms: default_max_open_ms(),
+        }
+    }
+}
+
+fn default_consecutive() -> u32 {
+    5
+}
+fn default_ratio() -> f64 {
+    0.5
+}
+fn default_min_calls() -> u32 {
+    20
+}
+fn default_window_ms() -> u64 {
+    10_000
+}
+fn default_open_ms() -> u64 {
+    1_000
+}
+fn default_max_open_ms() -> u64 {
+    60_000
 }
 
 #[derive(Debug, Deserialize)]
@@ -86,23 +184,35 @@ pub struct UpstreamKeySpec {
     pub tier: u32,
     #[serde(default)]
     pub name: Option<String>,
+    /// Requests this key may have in flight at once; absent = no cap.
+    #[serde(default)]
+    pub max_concurrency: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TimeoutSpec {
+    /// TCP connect plus TLS handshake.
     #[serde(default = "default_connect_ms")]
     pub connect_ms: u64,
-    /// Longest wait for the next byte from the provider (first byte included).
-    #[serde(default = "default_read_ms")]
-    pub read_ms: u64,
+    /// From sending the request to the first body byte.
+    #[serde(default = "default_first_byte_ms")]
+    pub first_byte_ms: u64,
+    /// Longest silence between two body chunks.
+    #[serde(default = "default_idle_ms")]
+    pub idle_ms: u64,
+    /// The whole attempt, streaming included.
+    #[serde(default = "default_total_ms")]
+    pub total_ms: u64,
 }
 
 impl Default for TimeoutSpec {
     fn default() -> Self {
         TimeoutSpec {
             connect_ms: default_connect_ms(),
-            read_ms: default_read_ms(),
+            first_byte_ms: default_first_byte_ms(),
+            idle_ms: default_idle_ms(),
+            total_ms: default_total_ms(),
         }
     }
 }
@@ -110,14 +220,89 @@ impl Default for TimeoutSpec {
 fn default_connect_ms() -> u64 {
     5_000
 }
-fn default_read_ms() -> u64 {
-    300_000
+fn default_first_byte_ms() -> u64 {
+    120_000
+}
+fn default_idle_ms() -> u64 {
+    60_000
+}
+fn default_total_ms() -> u64 {
+    600_000
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AliasSpec {
     pub targets: Vec<TargetSpec>,
+    /// How to order targets of equal priority.
+    #[serde(default)]
+    pub balance: BalanceSpec,
+    #[serde(default)]
+    pub retry: RetrySpec,
+    #[serde(default)]
+    pub hedge: Option<HedgeSpec>,
+}
+
+#[derive(Debug, Deserialize, Default, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+pub enum BalanceSpec {
+    #[default]
+    RoundRobin,
+    Weighted,
+    /// Power of two choices on peak-EWMA latency times in-flight requests.
+    LeastLatency,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySpec {
+    /// Attempts per request, the first included.
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+    /// Give up (with the last error) after this long.
+    #[serde(default = "default_deadline_ms")]
+    pub deadline_ms: u64,
+    /// Full-jitter exponential backoff between attempts on the same target.
+    #[serde(default = "default_backoff_ms")]
+    pub backoff_ms: u64,
+    #[serde(default = "default_max_backoff_ms")]
+    pub max_backoff_ms: u64,
+}
+
+impl Default for RetrySpec {
+    fn default() -> Self {
+        RetrySpec {
+            max_attempts: default_attempts(),
+            deadline_ms: default_deadline_ms(),
+            backoff_ms: default_backoff_ms(),
+            max_backoff_ms: default_max_backoff_ms(),
+        }
+    }
+}
+
+fn default_attempts() -> u32 {
+    3
+}
+fn default_deadline_ms() -> u64 {
+    600_000
+}
+fn default_backoff_ms() -> u64 {
+    50
+}
+fn default_max_backoff_ms() -> u64 {
+    1_000
+}
+
+/// Send a second attempt to the next target when the first has not
+/// produced a byte after `after_ms`, or after the target's observed
+/// `percentile` time to first byte (whichever is given; both: the larger).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HedgeSpec {
+    #[serde(default)]
+    pub after_ms: Option<u64>,
+    #[serde(default)]
+    pub percentile: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -125,6 +310,17 @@ pub struct AliasSpec {
 pub struct TargetSpec {
     pub provider: String,
     pub model: String,
+    /// Lower first; absent = the target's position in the list, so a plain
+    /// list is a failover chain.
+    #[serde(default)]
+    pub priority: Option<u32>,
+    /// For `balance: weighted`.
+    #[serde(default = "one")]
+    pub weight: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 #[derive(Debug, Deserialize)]

@@ -59,7 +59,7 @@ providers:
   nowhere:
     kind: openai
     base_url: http://127.0.0.1:9
-    timeouts: {{connect_ms: 500, read_ms: 2000}}
+    timeouts: {{connect_ms: 500, first_byte_ms: 2000}}
     keys:
       - key: sk-nowhere
   claude:

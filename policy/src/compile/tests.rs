@@ -258,3 +258,164 @@ fn forged_snapshot_with_valid_hash_but_bad_index_is_refused() {
     let e = Snapshot::from_bytes(&bytes).unwrap_err().to_string();
     assert!(e.contains("provider #7"), "{e}");
 }
+
+const RESILIENT: &str = r#"version: 1
+providers:
+  a:
+    kind: openai
+    base_url: http://127.0.0.1:1/v1
+    cross_tier_failover: false
+    breaker: {consecutive_failures: 3, error_ratio: 0.25}
+    timeouts: {first_byte_ms: 500, total_ms: 2000}
+    keys:
+      - key: k1
+        max_concurrency: 4
+  b:
+    kind: openai
+    base_url: http://127.0.0.1:2/v1
+    keys: [{key: k2}]
+models:
+  m:
+    balance: least_latency
+    retry: {max_attempts: 4, backoff_ms: 10, max_backoff_ms: 100}
+    hedge: {after_ms: 300, percentile: 95}
+    targets:
+      - {provider: b, model: late, priority: 5}
+      - {provider: a, model: x, priority: 1, weight: 3}
+      - {provider: b, model: y, priority: 1}
+retry_budget: {ratio: 0.1, min_per_second: 2}
+"#;
+
+#[test]
+fn resilience_settings_compile_with_defaults_and_priorities() {
+    let p = compile_yaml(RESILIENT, "r.yaml", &HashMap::new())
+        .unwrap()
+        .policy;
+    let a = &p.providers[0];
+    assert!(!a.cross_tier_failover);
+    assert_eq!(a.keys[0].max_concurrency, 4);
+    assert_eq!(p.providers[1].keys[0].max_concurrency, 0);
+    assert_eq!(
+        (
+            a.breaker.consecutive_failures,
+            a.breaker.error_ratio_milli,
+            a.breaker.min_calls
+        ),
+        (3, 250, 20)
+    );
+    assert_eq!(
+        (
+            a.timeouts.connect_ms,
+            a.timeouts.first_byte_ms,
+            a.timeouts.idle_ms,
+            a.timeouts.total_ms
+        ),
+        (5000, 500, 60000, 2000)
+    );
+    let m = &p.aliases[0];
+    let order: Vec<_> = m
+        .targets
+        .iter()
+        .map(|t| (t.model.as_str(), t.priority, t.weight))
+        .collect();
+    assert_eq!(order, [("x", 1, 3), ("y", 1, 1), ("late", 5, 1)]);
+    assert_eq!(m.balance, Balance::LeastLatency);
+    assert_eq!(
+        (
+            m.retry.max_attempts,
+            m.retry.backoff_ms,
+            m.retry.deadline_ms
+        ),
+        (4, 10, 600_000)
+    );
+    assert_eq!(
+        m.hedge,
+        Some(Hedge {
+            after_ms: 300,
+            percentile_milli: 950
+        })
+    );
+    assert_eq!(
+        p.retry_budget,
+        RetryBudget {
+            ratio_milli: 100,
+            min_per_second: 2
+        }
+    );
+    // A plain list is a failover chain: priorities follow list order.
+    let q = compile_yaml(GOOD, "p.yaml", &base_env()).unwrap().policy;
+    assert_eq!(q.aliases[0].targets[0].priority, 0);
+    assert_eq!(q.retry_budget.ratio_milli, 200);
+}
+
+#[test]
+fn resilience_settings_are_validated() {
+    for (from, to, path, needle) in [
+        (
+            "hedge: {after_ms: 300, percentile: 95}",
+            "hedge: {}",
+            "models.m.hedge",
+            "after_ms",
+        ),
+        (
+            "hedge: {after_ms: 300, percentile: 95}",
+            "hedge: {percentile: 100}",
+            "models.m.hedge.percentile",
+            "between 0 and 100",
+        ),
+        (
+            "max_attempts: 4",
+            "max_attempts: 0",
+            "models.m.retry.max_attempts",
+            "1 to 20",
+        ),
+        (
+            "max_backoff_ms: 100",
+            "max_backoff_ms: 5",
+            "models.m.retry.max_backoff_ms",
+            "shorter",
+        ),
+        (
+            "error_ratio: 0.25",
+            "error_ratio: 1.5",
+            "providers.a.breaker.error_ratio",
+            "(0, 1]",
+        ),
+        (
+            "max_concurrency: 4",
+            "max_concurrency: 0",
+            "providers.a.keys[0].max_concurrency",
+            "at least 1",
+        ),
+        (
+            "first_byte_ms: 500",
+            "first_byte_ms: 5000",
+            "providers.a.timeouts.first_byte_ms",
+            "total_ms",
+        ),
+        (
+            "weight: 3",
+            "weight: 0",
+            "models.m.targets[1].weight",
+            "at least 1",
+        ),
+        (
+            "ratio: 0.1",
+            "ratio: -1",
+            "retry_budget.ratio",
+            "between 0 and 10",
+        ),
+    ] {
+        let src = RESILIENT.replace(from, to);
+        assert_ne!(src, RESILIENT, "{from}");
+        let d = errors(&src, &HashMap::new());
+        assert!(
+            d.iter()
+                .any(|x| x.path == path && x.message.contains(needle) && x.line > 0),
+            "{path}: {d:?}"
+        );
+    }
+    let one_target = "version: 1\nproviders:\n  a: {kind: openai, base_url: http://x/v1}\nmodels:\n  m:\n    hedge: {after_ms: 5}\n    targets: [{provider: a, model: x}]\n";
+    let d = errors(one_target, &HashMap::new());
+    assert!(d[0].message.contains("at least two targets"), "{d:?}");
+}
