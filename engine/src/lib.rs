@@ -11,6 +11,7 @@ pub mod pipeline;
 pub mod relay;
 pub mod reload;
 pub mod request_id;
+pub mod resilience;
 pub mod respond;
 pub mod routing;
 pub mod server;

@@ -1,0 +1,131 @@
+//! Health state that must survive policy reloads (a reload must not forget
+//! that a key is rate limited or a provider is down). Entries are keyed by
+//! identity: a key by provider, name and a hash of its secret (a rotated
+//! secret starts fresh), a target by provider and model.
+
+use super::breaker::CircuitBreaker;
+use super::budget::RetryBudget;
+use super::latency::{PeakEwma, TtfbHistogram};
+use dashmap::DashMap;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
+use std::sync::Arc;
+
+/// A key the provider refused (401/403) stays out of rotation this long; a
+/// fixed secret arrives with a policy reload, which starts it fresh.
+pub const REJECTED_KEY_PAUSE_MS: u64 = 5 * 60 * 1000;
+
+pub struct KeyHealth {
+    pub provider: String,
+    pub name: String,
+    pub breaker: CircuitBreaker,
+    cooling_until_ms: AtomicU64,
+    rejected_until_ms: AtomicU64,
+    pub in_flight: AtomicU32,
+    pub cooldowns_total: AtomicU64,
+    pub rejections_total: AtomicU64,
+}
+
+impl KeyHealth {
+    fn new(provider: &str, name: &str) -> Self {
+        KeyHealth {
+            provider: provider.to_string(),
+            name: name.to_string(),
+            breaker: CircuitBreaker::default(),
+            cooling_until_ms: AtomicU64::new(0),
+            rejected_until_ms: AtomicU64::new(0),
+            in_flight: AtomicU32::new(0),
+            cooldowns_total: AtomicU64::new(0),
+            rejections_total: AtomicU64::new(0),
+        }
+    }
+
+    pub fn cool_down_until(&self, until_ms: u64) {
+        self.cooling_until_ms.fetch_max(until_ms, AcqRel);
+        self.cooldowns_total.fetch_add(1, Relaxed);
+    }
+
+    pub fn cooling_until(&self, now_ms: u64) -> Option<u64> {
+        let until = self.cooling_until_ms.load(Acquire);
+        (until > now_ms).then_some(until)
+    }
+
+    pub fn reject(&self, now_ms: u64) {
+        self.rejected_until_ms
+            .fetch_max(now_ms + REJECTED_KEY_PAUSE_MS, AcqRel);
+        self.rejections_total.fetch_add(1, Relaxed);
+    }
+
+    pub fn is_rejected(&self, now_ms: u64) -> bool {
+        self.rejected_until_ms.load(Acquire) > now_ms
+    }
+}
+
+pub struct TargetHealth {
+    pub provider: String,
+    pub model: String,
+    pub breaker: CircuitBreaker,
+    pub latency: PeakEwma,
+    pub ttfb: TtfbHistogram,
+    pub in_flight: AtomicU32,
+}
+
+/// Process-wide health, plus the retry budget and resilience counters.
+#[derive(Default)]
+pub struct HealthRegistry {
+    keys: DashMap<String, Arc<KeyHealth>>,
+    targets: DashMap<String, Arc<TargetHealth>>,
+    pub budget: RetryBudget,
+    pub retries_total: AtomicU64,
+    pub hedges_total: AtomicU64,
+    pub hedge_wins_total: AtomicU64,
+}
+
+impl HealthRegistry {
+    pub fn key(&self, provider: &str, name: &str, secret: &str) -> Arc<KeyHealth> {
+        use sha2::Digest;
+        let fingerprint = hex::encode(&sha2::Sha256::digest(secret.as_bytes())[..8]);
+        let id = format!("{provider}\0{name}\0{fingerprint}");
+        self.keys
+            .entry(id)
+            .or_insert_with(|| Arc::new(KeyHealth::new(provider, name)))
+            .clone()
+    }
+
+    pub fn target(&self, provider: &str, model: &str) -> Arc<TargetHealth> {
+        let id = format!("{provider}\0{model}");
+        self.targets
+            .entry(id)
+            .or_insert_with(|| {
+                Arc::new(TargetHealth {
+                    provider: provider.to_string(),
+                    model: model.to_string(),
+                    breaker: CircuitBreaker::default(),
+                    latency: PeakEwma::default(),
+                    ttfb: TtfbHistogram::default(),
+                    in_flight: AtomicU32::new(0),
+                })
+            })
+            .clone()
+    }
+
+    /// Forget entries the active policy no longer names (requests still
+    /// holding them keep their `Arc`).
+    pub fn retain(&self, keys: &HashSet<*const KeyHealth>, targets: &HashSet<*const TargetHealth>) {
+        self.keys.retain(|_, k| keys.contains(&Arc::as_ptr(k)));
+        self.targets
+            .retain(|_, t| targets.contains(&Arc::as_ptr(t)));
+    }
+
+    pub fn for_each_key(&self, mut f: impl FnMut(&KeyHealth)) {
+        for k in self.keys.iter() {
+            f(k.value());
+        }
+    }
+
+    pub fn for_each_target(&self, mut f: impl FnMut(&TargetHealth)) {
+        for t in self.targets.iter() {
+            f(t.value());
+        }
+    }
+}
