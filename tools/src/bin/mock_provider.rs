@@ -1,7 +1,7 @@
 //! `mock-provider`: an OpenAI-style provider for local runs, tests and benchmarks.
 
 use clap::Parser;
-use tools::mock::{self, MockConfig};
+use tools::mock::{self, schedule, MockConfig};
 
 #[derive(Parser)]
 #[command(
@@ -31,6 +31,12 @@ struct Cli {
     /// How many recent requests /_mock/requests keeps (0 turns recording off).
     #[arg(long, default_value_t = 1000)]
     record: usize,
+    /// Scripted faults, e.g. "3x(status=429,retry-after=1);10s(status=503);*(ok)".
+    #[arg(long)]
+    schedule: Option<String>,
+    /// Faults for one upstream key, e.g. "sk-bad=*(status=401)"; repeatable.
+    #[arg(long = "key-fault")]
+    key_faults: Vec<String>,
     /// Runtime worker threads.
     #[arg(long, default_value_t = 1)]
     threads: usize,
@@ -38,6 +44,23 @@ struct Cli {
 
 fn main() -> std::io::Result<()> {
     let cli = Cli::parse();
+    let bad = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+    let schedule = match &cli.schedule {
+        Some(text) => schedule::parse(text).map_err(bad)?,
+        None => Vec::new(),
+    };
+    let mut key_faults = Vec::new();
+    for spec in &cli.key_faults {
+        let (key, steps) = spec
+            .split_once('=')
+            .ok_or_else(|| bad(format!("{spec:?}: expected KEY=<step>")))?;
+        let step = schedule::parse(steps)
+            .map_err(bad)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| bad(format!("{spec:?}: no fault")))?;
+        key_faults.push((key.to_string(), step.faults));
+    }
     let cfg = MockConfig {
         latency_ms: cli.latency_ms,
         chunk_delay_ms: cli.chunk_delay_ms,
@@ -45,6 +68,8 @@ fn main() -> std::io::Result<()> {
         reply_tokens: cli.reply_tokens,
         expect_key: cli.expect_key,
         record: cli.record,
+        schedule,
+        key_faults,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cli.threads.max(1))

@@ -10,6 +10,7 @@
 //! | `x-mock-drop-after-chunks: 3` | reset the stream after that many chunks |
 //! | `x-mock-reply-tokens: 100` | emit that many filler tokens |
 //! | `x-mock-tokens-per-chunk: 4` | tokens per content chunk |
+//! | `x-mock-code: insufficient_quota` | the error code of an injected status |
 
 use super::MockConfig;
 use http::HeaderMap;
@@ -24,9 +25,16 @@ pub struct Faults {
     pub drop_after_chunks: Option<usize>,
     pub reply_tokens: Option<usize>,
     pub tokens_per_chunk: usize,
+    /// With `status`: the error `code` to report (e.g. `insufficient_quota`).
+    pub error_code: Option<String>,
 }
 
 impl Faults {
+    /// Whether any `x-mock-*` header is present.
+    pub fn in_headers(headers: &HeaderMap) -> bool {
+        headers.keys().any(|k| k.as_str().starts_with("x-mock-"))
+    }
+
     pub fn from_request(headers: &HeaderMap, cfg: &MockConfig) -> Faults {
         let get = |name: &str| {
             headers
@@ -49,6 +57,7 @@ impl Faults {
                 .map(|n| n as usize)
                 .unwrap_or(cfg.tokens_per_chunk)
                 .max(1),
+            error_code: get("x-mock-code").map(str::to_string),
         }
     }
 }

@@ -4,12 +4,14 @@
 //! inspection endpoints under `/_mock/`. Replies are deterministic: the
 //! assistant echoes the last user message (or emits `reply_tokens` filler
 //! tokens), one whitespace-separated word per token, so tests can assert on
-//! content and usage exactly. Faults are injected per request with
-//! `x-mock-*` headers (see [`faults`]) or for every request from the config.
+//! content and usage exactly. Faults come, first match wins, from `x-mock-*`
+//! headers (see [`faults`]), from faults bound to the request's upstream
+//! key, from the scripted [`schedule`], or from the config's defaults.
 
 pub mod faults;
 pub mod openai;
 mod record;
+pub mod schedule;
 mod server;
 
 pub use faults::Faults;
@@ -31,6 +33,10 @@ pub struct MockConfig {
     pub expect_key: Option<String>,
     /// How many recent requests `/_mock/requests` keeps.
     pub record: usize,
+    /// Scripted faults, in order (see [`schedule`]).
+    pub schedule: Vec<schedule::Step>,
+    /// Faults for requests made with a particular upstream key.
+    pub key_faults: Vec<(String, Faults)>,
 }
 
 impl Default for MockConfig {
@@ -42,6 +48,8 @@ impl Default for MockConfig {
             reply_tokens: None,
             expect_key: None,
             record: 1000,
+            schedule: Vec::new(),
+            key_faults: Vec::new(),
         }
     }
 }

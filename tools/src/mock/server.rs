@@ -1,6 +1,7 @@
 //! The mock's HTTP server (hyper, HTTP/1.1 keep-alive).
 
 use super::openai::{self, ApiError};
+use super::schedule::Schedule;
 use super::{Faults, MockConfig, RecordedRequest, Recorder};
 use bytes::Bytes;
 use futures_util::stream;
@@ -20,17 +21,50 @@ type Body = BoxBody<Bytes, std::io::Error>;
 struct State {
     cfg: MockConfig,
     recorder: Recorder,
+    schedule: Schedule,
     next_id: AtomicU64,
+}
+
+impl State {
+    fn new(cfg: MockConfig) -> Arc<State> {
+        Arc::new(State {
+            recorder: Recorder::new(cfg.record),
+            schedule: Schedule::new(cfg.schedule.clone()),
+            cfg,
+            next_id: AtomicU64::new(1),
+        })
+    }
+
+    /// Headers first, then the key's faults, then the schedule, then defaults.
+    fn faults_for(&self, headers: &http::HeaderMap) -> Faults {
+        if Faults::in_headers(headers) {
+            return Faults::from_request(headers, &self.cfg);
+        }
+        let key = bearer(headers);
+        if let Some((_, f)) = self
+            .cfg
+            .key_faults
+            .iter()
+            .find(|(k, _)| Some(k.as_str()) == key)
+        {
+            return f.clone();
+        }
+        self.schedule
+            .next()
+            .unwrap_or_else(|| Faults::from_request(headers, &self.cfg))
+    }
+}
+
+fn bearer(headers: &http::HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
 }
 
 /// Accept connections on `listener` until the task is dropped.
 pub async fn serve(listener: tokio::net::TcpListener, cfg: MockConfig) -> std::io::Result<()> {
-    let state = Arc::new(State {
-        recorder: Recorder::new(cfg.record),
-        cfg,
-        next_id: AtomicU64::new(1),
-    });
-    serve_state(listener, state).await
+    serve_state(listener, State::new(cfg)).await
 }
 
 async fn serve_state(listener: tokio::net::TcpListener, state: Arc<State>) -> std::io::Result<()> {
@@ -63,11 +97,7 @@ impl MockServer {
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         std_listener.set_nonblocking(true)?;
         let addr = std_listener.local_addr()?;
-        let state = Arc::new(State {
-            recorder: Recorder::new(cfg.record),
-            cfg,
-            next_id: AtomicU64::new(1),
-        });
+        let state = State::new(cfg);
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -161,7 +191,7 @@ async fn handle(
         _ => {}
     }
     record(&state, &parts, &body);
-    let faults = Faults::from_request(&parts.headers, &state.cfg);
+    let faults = state.faults_for(&parts.headers);
     if faults.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
     }
@@ -237,11 +267,7 @@ fn header_value(s: &str) -> http::HeaderValue {
 }
 
 fn check_key(cfg: &MockConfig, headers: &http::HeaderMap) -> Result<(), ApiError> {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match (presented, &cfg.expect_key) {
+    match (bearer(headers), &cfg.expect_key) {
         (None, _) => Err(openai::error(401, "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).", "invalid_request_error", None, None)),
         (Some(k), Some(expected)) if k != expected => Err(openai::injected_error(401)),
         _ => Ok(()),
