@@ -35,6 +35,13 @@ pub enum GatewayError {
     UpstreamTimeout { provider: String, reason: String },
     #[error("provider `{provider}` sent an invalid response: {reason}")]
     UpstreamProtocol { provider: String, reason: String },
+    #[error("every upstream key for `{provider}` is rate limited by the provider; retry in {retry_after_secs}s")]
+    UpstreamRateLimited {
+        provider: String,
+        retry_after_secs: u64,
+    },
+    #[error("no upstream can take this request now: {reason}")]
+    UpstreamUnavailable { reason: String },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -52,6 +59,8 @@ impl GatewayError {
             NoUpstreamKey(_) => StatusCode::SERVICE_UNAVAILABLE,
             UpstreamConnect { .. } | UpstreamProtocol { .. } => StatusCode::BAD_GATEWAY,
             UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            UpstreamRateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            UpstreamUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -72,6 +81,8 @@ impl GatewayError {
             UpstreamConnect { .. } => ("upstream_error", "upstream_unreachable"),
             UpstreamTimeout { .. } => ("upstream_error", "upstream_timeout"),
             UpstreamProtocol { .. } => ("upstream_error", "upstream_invalid_response"),
+            UpstreamRateLimited { .. } => ("upstream_error", "upstream_keys_cooling_down"),
+            UpstreamUnavailable { .. } => ("upstream_error", "upstream_unavailable"),
             Internal(_) => ("gateway_error", "gateway_internal_error"),
         }
     }
@@ -94,6 +105,17 @@ impl GatewayError {
         }})
         .to_string()
         .into_bytes()
+    }
+
+    /// Seconds for a `retry-after` header, when the error implies one.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            GatewayError::UpstreamRateLimited {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            GatewayError::UpstreamUnavailable { .. } => Some(1),
+            _ => None,
+        }
     }
 
     /// Short label for metrics and logs.

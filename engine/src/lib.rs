@@ -5,6 +5,7 @@ pub mod app;
 pub mod auth;
 pub mod body;
 pub mod error;
+pub mod failover;
 pub mod headers;
 pub mod metrics;
 pub mod pipeline;

@@ -7,7 +7,8 @@
 //! 4. classify    (issue: semantic routing)
 //! 5. route       [`crate::routing`]   alias → provider + model + key
 //! 6. translate   [`crate::translate`] client format → provider format
-//! 7. attempt     [`crate::upstream`]  send over a pooled connection
+//! 7. attempt     [`crate::failover`]  keys, breakers, retries, hedging over
+//!                [`crate::upstream`] pooled connections
 //! 8. translate back + relay [`crate::relay`]
 //! 9. meter + log [`crate::metrics`], `tracing`
 //!
@@ -15,16 +16,16 @@
 
 use crate::app::Gateway;
 use crate::error::GatewayError;
+use crate::failover::{self, Delivery};
 use crate::metrics::RequestRecord;
 use crate::relay::{self, RelayEnd};
+use crate::resilience::now_ms;
 use crate::state::ActivePolicy;
-use crate::upstream::{self, Attempt};
 use crate::{auth, body, headers, request_id, respond, routing, translate};
 use http::Method;
 use pingora::protocols::http::ServerSession;
-use policy::ProviderKind;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// What a finished request reports to metrics and the access log.
 struct Served {
@@ -33,6 +34,7 @@ struct Served {
     model: String,
     provider: String,
     error: Option<&'static str>,
+    attempts: u32,
 }
 
 impl Served {
@@ -43,6 +45,7 @@ impl Served {
             model: "-".into(),
             provider: "-".into(),
             error: None,
+            attempts: 0,
         }
     }
 }
@@ -99,6 +102,7 @@ pub async fn handle(gw: &Gateway, session: &mut ServerSession) -> bool {
         model = %served.model,
         provider = %served.provider,
         error = served.error.unwrap_or("-"),
+        attempts = served.attempts,
         ms = elapsed.as_secs_f64() * 1000.0,
     );
     // Pingora's finish() decides reuse from the session's own state (the
@@ -163,96 +167,77 @@ async fn chat(
         Ok(r) => r,
         Err(e) => return fail(session, ROUTE, e, rid).await,
     };
-    let labels = |status: u16, error: Option<&'static str>| Served {
-        route: ROUTE,
-        status,
-        model: request.model.to_string(),
-        provider: route.provider.name.to_string(),
-        error,
-    };
-    let kind = route.provider.kind.native();
-    if !matches!(kind, ProviderKind::OpenAi | ProviderKind::OpenAiCompatible) {
-        let e = GatewayError::NotImplemented(format!(
-            "model `{}` is served by provider `{}` of kind `{}`, whose translator is not available in this build; use an OpenAI or OpenAI-compatible provider",
-            request.model, route.provider.name, kind.as_str()
-        ));
-        let served = labels(e.status().as_u16(), Some(e.code()));
-        respond::error(session, &e, rid).await;
-        return served;
-    }
-    // 6. translate
-    let upstream_body = match translate::openai::to_upstream(&body, &request, route.model) {
-        Ok(b) => b,
-        Err(e) => return fail(session, ROUTE, e, rid).await,
-    };
-    let Some(runtime) = active.providers.get(route.provider_index as usize) else {
-        return fail(
-            session,
-            ROUTE,
-            GatewayError::Internal("provider index out of range".into()),
-            rid,
-        )
-        .await;
-    };
-    let Some(key_index) = runtime.next_key_index() else {
-        let e = GatewayError::NoUpstreamKey(route.provider.name.to_string());
-        let served = labels(e.status().as_u16(), Some(e.code()));
-        respond::error(session, &e, rid).await;
-        return served;
-    };
-    let Some(peer) = runtime.peer.load_full() else {
-        let reason = runtime
-            .resolve_error
-            .load_full()
-            .map(|r| r.to_string())
-            .unwrap_or_default();
-        let e = GatewayError::UpstreamConnect {
-            provider: route.provider.name.to_string(),
-            reason,
-        };
-        let served = labels(e.status().as_u16(), Some(e.code()));
-        respond::error(session, &e, rid).await;
-        return served;
-    };
-    let forwarded = session
+    // 6–7. translate, attempt, fail over
+    let forwarded: Vec<_> = session
         .req_header()
         .headers
         .iter()
         .filter(|(name, _)| headers::forward_to_provider(name))
         .map(|(n, v)| (n.clone(), v.clone()))
         .collect();
-    let attempt = Attempt {
-        provider: route.provider.name.as_str(),
-        peer,
-        authority: &runtime.authority,
-        path: format!("{}/chat/completions", route.provider.path_prefix),
-        api_key: route.provider.keys[key_index].secret.as_str(),
+    let plan = failover::plan(active, &route);
+    let env = failover::Env {
+        active,
+        body: &body,
+        chat: &request,
         request_id: rid,
-        forwarded,
-        body: upstream_body,
+        forwarded: &forwarded,
+        metrics: &gw.metrics,
     };
-    // 7. attempt
-    let mut response = match upstream::send(&attempt).await {
-        Ok(r) => r,
-        Err(e) => {
-            gw.metrics
-                .record_attempt(attempt.provider, upstream::outcome_label(&Err(&e)));
-            let served = labels(e.status().as_u16(), Some(e.code()));
-            respond::error(session, &e, rid).await;
-            return served;
-        }
+    let (delivery, attempts) = failover::run(&env, &plan).await;
+    let model = request.model.to_string();
+    let served = |provider: &str, status: u16, error: Option<&'static str>| Served {
+        route: ROUTE,
+        status,
+        model: model.clone(),
+        provider: provider.to_string(),
+        error,
+        attempts,
     };
-    let status = response.header.status.as_u16();
-    gw.metrics
-        .record_attempt(attempt.provider, upstream::outcome_label(&Ok(status)));
     // 8. translate back (pass-through for OpenAI) and relay
-    match relay::relay(session, &mut response, rid).await {
-        RelayEnd::Complete => {
-            response.release().await;
-            labels(status, None)
+    match delivery {
+        Delivery::Stream {
+            mut committed,
+            deadline,
+        } => {
+            let provider = committed.prepared.provider;
+            let status = committed.response.header.status.as_u16();
+            let idle = Duration::from_millis(provider.timeouts.idle_ms.to_native());
+            match relay::stream(session, &mut committed, rid, idle, deadline).await {
+                RelayEnd::Complete => {
+                    committed.response.release().await;
+                    served(provider.name.as_str(), status, None)
+                }
+                RelayEnd::ClientGone => {
+                    served(provider.name.as_str(), 499, Some("client_closed_request"))
+                }
+                RelayEnd::UpstreamBroke(_) => {
+                    let cfg = active.providers[committed.prepared.provider_index]
+                        .pool
+                        .breaker;
+                    let now = now_ms();
+                    committed.prepared.lease.failed(&cfg, now);
+                    committed.prepared.target.failed(&cfg, now);
+                    served(
+                        provider.name.as_str(),
+                        status,
+                        Some("upstream_stream_interrupted"),
+                    )
+                }
+            }
         }
-        RelayEnd::ClientGone => labels(499, Some("client_closed_request")),
-        RelayEnd::UpstreamBroke(_) => labels(status, Some("upstream_stream_interrupted")),
+        Delivery::Buffered { provider, response } => {
+            let status = response.header.status.as_u16();
+            match relay::buffered(session, response, rid).await {
+                RelayEnd::Complete => served(&provider, status, None),
+                _ => served(&provider, 499, Some("client_closed_request")),
+            }
+        }
+        Delivery::Error(e) => {
+            let (status, code) = (e.status().as_u16(), e.code());
+            respond::error(session, &e, rid).await;
+            served("-", status, Some(code))
+        }
     }
 }
 

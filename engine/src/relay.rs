@@ -1,13 +1,15 @@
-//! Phase 7 for pass-through formats: the provider's response goes to the
-//! client as it arrives — status, filtered headers, then each body chunk
-//! as soon as it is read (SSE is never buffered).
+//! Phase 7 for pass-through formats: what the failover loop settled on goes
+//! to the client — a committed stream (status, filtered headers, the first
+//! chunk, then each chunk as it arrives; SSE is never buffered), or a
+//! provider's finished error answer.
 
+use crate::failover::attempt::{Buffered, Committed};
 use crate::headers::{self, ResponseHeaderRule};
-use crate::upstream::UpstreamResponse;
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::protocols::http::ServerSession;
 use serde_json::json;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, PartialEq)]
 pub enum RelayEnd {
@@ -15,17 +17,71 @@ pub enum RelayEnd {
     /// The client went away; the upstream connection is dropped so the
     /// provider stops generating.
     ClientGone,
-    /// The provider failed after headers were sent; the client got an
-    /// error event (SSE) or a truncated body.
+    /// The provider failed or went silent after headers were sent; the
+    /// client got an error event (SSE) or a truncated body. Never retried.
     UpstreamBroke(String),
 }
 
-pub async fn relay(
+/// The client's response header: the provider's status and passable
+/// headers, our framing and request id.
+fn client_header(
+    upstream: &ResponseHeader,
+    length: Option<usize>,
+    request_id: &str,
+) -> Option<ResponseHeader> {
+    let mut resp = ResponseHeader::build(upstream.status, Some(upstream.headers.len() + 2)).ok()?;
+    for (name, value) in upstream.headers.iter() {
+        match headers::from_provider(name) {
+            ResponseHeaderRule::Pass => resp.append_header(name.clone(), value.clone()).ok()?,
+            ResponseHeaderRule::Rename(to) => resp.append_header(to, value.clone()).ok()?,
+            ResponseHeaderRule::Drop => true,
+        };
+    }
+    match length {
+        Some(len) => resp.insert_header(http::header::CONTENT_LENGTH, len).ok()?,
+        // Without a length, chunked keeps the client connection reusable.
+        None => resp
+            .insert_header(http::header::TRANSFER_ENCODING, "chunked")
+            .ok()?,
+    };
+    resp.insert_header("x-request-id", request_id).ok()?;
+    Some(resp)
+}
+
+/// A provider's finished (error) answer, as it was.
+pub async fn buffered(
     session: &mut ServerSession,
-    up: &mut UpstreamResponse,
+    response: Buffered,
     request_id: &str,
 ) -> RelayEnd {
-    let upstream = &up.header;
+    let Some(header) = client_header(&response.header, Some(response.body.len()), request_id)
+    else {
+        return RelayEnd::ClientGone;
+    };
+    if session
+        .write_response_header(Box::new(header))
+        .await
+        .is_err()
+        || session
+            .write_response_body(response.body, true)
+            .await
+            .is_err()
+    {
+        return RelayEnd::ClientGone;
+    }
+    RelayEnd::Complete
+}
+
+/// Relay a committed stream until its end, the provider's silence (`idle`)
+/// or `deadline`.
+pub async fn stream(
+    session: &mut ServerSession,
+    c: &mut Committed<'_>,
+    request_id: &str,
+    idle: Duration,
+    deadline: Instant,
+) -> RelayEnd {
+    let upstream = &c.response.header;
     let is_sse = upstream
         .headers
         .get(http::header::CONTENT_TYPE)
@@ -33,61 +89,73 @@ pub async fn relay(
     let length = if is_sse {
         None
     } else {
-        upstream.headers.get(http::header::CONTENT_LENGTH).cloned()
+        upstream
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok())
     };
-    let Ok(mut resp) = ResponseHeader::build(upstream.status, Some(upstream.headers.len() + 2))
-    else {
+    let Some(header) = client_header(upstream, length, request_id) else {
         return RelayEnd::ClientGone;
     };
-    for (name, value) in upstream.headers.iter() {
-        let added = match headers::from_provider(name) {
-            ResponseHeaderRule::Pass => resp.append_header(name.clone(), value.clone()).is_ok(),
-            ResponseHeaderRule::Rename(to) => resp.append_header(to, value.clone()).is_ok(),
-            ResponseHeaderRule::Drop => true,
-        };
-        if !added {
-            return RelayEnd::ClientGone;
-        }
-    }
-    let framing = match length {
-        Some(len) => resp.insert_header(http::header::CONTENT_LENGTH, len),
-        // Without a length, chunked keeps the client connection reusable.
-        None => resp.insert_header(http::header::TRANSFER_ENCODING, "chunked"),
-    };
-    if framing.is_err() || resp.insert_header("x-request-id", request_id).is_err() {
+    if session
+        .write_response_header(Box::new(header))
+        .await
+        .is_err()
+    {
         return RelayEnd::ClientGone;
     }
-    if session.write_response_header(Box::new(resp)).await.is_err() {
-        return RelayEnd::ClientGone;
-    }
+    let mut next = c.first.take();
     loop {
-        match up.read_body().await {
-            Ok(Some(chunk)) => {
+        match next {
+            Some(chunk) => {
                 if session.write_response_body(chunk, false).await.is_err() {
                     return RelayEnd::ClientGone;
                 }
             }
-            Ok(None) => return RelayEnd::Complete,
-            Err(e) => {
-                let reason = e.etype().as_str().to_string();
-                if is_sse {
-                    // The status is already sent: tell the client in-band, in
-                    // the shape OpenAI uses for errors inside a stream.
-                    let event = json!({"error": {
-                        "message": format!("the provider stream failed: {reason}"),
-                        "type": "upstream_error",
-                        "param": null,
-                        "code": "upstream_stream_interrupted",
-                    }});
-                    let frame = Bytes::from(format!("data: {event}\n\n"));
-                    let _ = session.write_response_body(frame, true).await;
-                } else {
-                    // A JSON body of known length cannot be finished honestly:
-                    // close the connection so the client sees the truncation.
-                    session.set_keepalive(None);
-                }
-                return RelayEnd::UpstreamBroke(reason);
-            }
+            None => return RelayEnd::Complete,
         }
+        let now = Instant::now();
+        let wait = idle.min(deadline.saturating_duration_since(now));
+        next = match tokio::time::timeout(wait, c.response.read_body()).await {
+            Ok(Ok(chunk)) => chunk,
+            Ok(Err(e)) => return broken(session, is_sse, e.etype().as_str().to_string()).await,
+            Err(_) if Instant::now() >= deadline => {
+                return broken(
+                    session,
+                    is_sse,
+                    "the attempt's total time limit was reached".into(),
+                )
+                .await
+            }
+            Err(_) => {
+                return broken(
+                    session,
+                    is_sse,
+                    format!("no data from the provider for {} ms", idle.as_millis()),
+                )
+                .await
+            }
+        };
     }
+}
+
+async fn broken(session: &mut ServerSession, is_sse: bool, reason: String) -> RelayEnd {
+    if is_sse {
+        // The status is already sent: tell the client in-band, in the shape
+        // OpenAI uses for errors inside a stream.
+        let event = json!({"error": {
+            "message": format!("the provider stream failed: {reason}"),
+            "type": "upstream_error",
+            "param": null,
+            "code": "upstream_stream_interrupted",
+        }});
+        let frame = Bytes::from(format!("data: {event}\n\n"));
+        let _ = session.write_response_body(frame, true).await;
+    } else {
+        // A body of known length cannot be finished honestly: close the
+        // connection so the client sees the truncation.
+        session.set_keepalive(None);
+    }
+    RelayEnd::UpstreamBroke(reason)
 }

@@ -27,17 +27,22 @@ pub async fn text(
 
 /// Write an error in OpenAI's format.
 pub async fn error(session: &mut ServerSession, err: &GatewayError, request_id: &str) -> bool {
-    let extra: &[(&str, &str)] = match err {
-        GatewayError::MissingKey | GatewayError::InvalidKey => &[("www-authenticate", "Bearer")],
-        _ => &[],
-    };
+    let retry_after = err.retry_after().map(|s| s.to_string());
+    let mut extra: Vec<(&str, &str)> = Vec::new();
+    if matches!(err, GatewayError::MissingKey | GatewayError::InvalidKey) {
+        extra.push(("www-authenticate", "Bearer"));
+    }
+    if let Some(r) = &retry_after {
+        extra.push(("retry-after", r));
+    }
+    let body = err.openai_body();
     write_full(
         session,
         err.status().as_u16(),
         "application/json",
-        err.openai_body(),
+        body,
         request_id,
-        extra,
+        &extra,
     )
     .await
 }

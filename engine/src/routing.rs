@@ -4,11 +4,15 @@
 use crate::error::GatewayError;
 use policy::{ArchivedClientKey, ArchivedCompiledPolicy, ArchivedProvider};
 
-pub struct Route<'a> {
-    pub provider_index: u32,
-    pub provider: &'a ArchivedProvider,
-    /// The model name the provider sees.
-    pub model: &'a str,
+pub enum Route<'a> {
+    /// An alias of the policy, by index.
+    Alias(usize),
+    /// `<provider>/<model>` for a provider that allows it.
+    Direct {
+        provider_index: u32,
+        provider: &'a ArchivedProvider,
+        model: &'a str,
+    },
 }
 
 pub fn resolve<'a>(
@@ -22,23 +26,18 @@ pub fn resolve<'a>(
     if !key.allows(requested) {
         return Err(unknown());
     }
-    if let Some(alias) = policy.alias(requested) {
-        let target = alias.targets.first().ok_or_else(unknown)?;
-        let index = target.provider.to_native();
-        let provider = policy.provider_at(index).ok_or_else(unknown)?;
-        return Ok(Route {
-            provider_index: index,
-            provider,
-            model: target.model.as_str(),
-        });
+    if let Some(index) = policy.alias_index(requested) {
+        return Ok(Route::Alias(index));
     }
     let (provider_name, model) = requested.split_once('/').ok_or_else(unknown)?;
     match policy.provider(provider_name) {
-        Some((index, provider)) if provider.allow_direct && !model.is_empty() => Ok(Route {
-            provider_index: index,
-            provider,
-            model,
-        }),
+        Some((index, provider)) if provider.allow_direct && !model.is_empty() => {
+            Ok(Route::Direct {
+                provider_index: index,
+                provider,
+                model,
+            })
+        }
         _ => Err(unknown()),
     }
 }
@@ -78,13 +77,23 @@ mod tests {
     fn aliases_direct_addressing_and_permissions() {
         let s = snap(r#"["*"]"#);
         let p = s.policy();
-        let r = resolve(p, key(&s), "fast").unwrap();
-        assert_eq!(
-            (r.provider.name.as_str(), r.model),
-            ("openai", "gpt-4o-mini")
-        );
-        let r = resolve(p, key(&s), "openai/gpt-4.1").unwrap();
-        assert_eq!((r.provider_index, r.model), (1, "gpt-4.1"));
+        assert!(matches!(
+            resolve(p, key(&s), "fast").unwrap(),
+            Route::Alias(0)
+        ));
+        match resolve(p, key(&s), "openai/gpt-4.1").unwrap() {
+            Route::Direct {
+                provider_index,
+                provider,
+                model,
+            } => {
+                assert_eq!(
+                    (provider_index, provider.name.as_str(), model),
+                    (1, "openai", "gpt-4.1")
+                )
+            }
+            Route::Alias(_) => panic!("direct expected"),
+        }
         assert!(matches!(
             resolve(p, key(&s), "closed/m"),
             Err(GatewayError::UnknownModel(_))

@@ -4,6 +4,7 @@
 use crate::app::Gateway;
 use crate::metrics::Metrics;
 use crate::reload::{self, PolicyStore};
+use crate::resilience::health::HealthRegistry;
 use crate::state::ActivePolicy;
 use crate::{tls_roots, upstream};
 use pingora::server::configuration::ServerConf;
@@ -66,7 +67,7 @@ pub fn run(opts: ServeOptions) -> Result<(), StartError> {
     })?;
 
     let metrics = Arc::new(Metrics::new(threads));
-    let active = ActivePolicy::build(loaded.snapshot);
+    let active = ActivePolicy::build(loaded.snapshot, Arc::new(HealthRegistry::default()));
     tracing::info!(policy = %opts.policy.display(), hash = %active.short_hash(), "policy loaded");
     let store = Arc::new(PolicyStore::new(
         opts.policy.clone(),

@@ -2,11 +2,14 @@
 //! needs beyond the archived policy itself (resolved upstream peers, key
 //! cursors). Built off the request path, then swapped in whole.
 
+use crate::resilience::balance::TargetSet;
+use crate::resilience::health::{HealthRegistry, KeyHealth, TargetHealth};
+use crate::resilience::keypool::KeyPool;
 use arc_swap::ArcSwapOption;
 use pingora::upstreams::peer::HttpPeer;
 use policy::{ArchivedProvider, Snapshot};
+use std::collections::HashSet;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -20,6 +23,9 @@ pub struct ActivePolicy {
     pub loaded_at: SystemTime,
     /// Same order as `snapshot.policy().providers`.
     pub providers: Vec<ProviderRuntime>,
+    /// Same order as `snapshot.policy().aliases`.
+    pub aliases: Vec<TargetSet>,
+    pub registry: Arc<HealthRegistry>,
 }
 
 pub struct ProviderRuntime {
@@ -27,50 +33,68 @@ pub struct ProviderRuntime {
     pub resolve_error: ArcSwapOption<String>,
     /// `Host` header value.
     pub authority: String,
-    key_cursor: AtomicUsize,
-    /// Keys of the first (lowest) tier; later tiers wait for failover.
-    first_tier_len: usize,
-}
-
-impl ProviderRuntime {
-    /// Round-robin over the first tier, lock-free.
-    pub fn next_key_index(&self) -> Option<usize> {
-        if self.first_tier_len == 0 {
-            return None;
-        }
-        Some(self.key_cursor.fetch_add(1, Ordering::Relaxed) % self.first_tier_len)
-    }
+    pub pool: KeyPool,
+    /// Health of `<provider>/<model>` direct requests, one per provider so
+    /// that client-chosen model names cannot grow the registry.
+    pub direct: Arc<TargetHealth>,
 }
 
 impl ActivePolicy {
-    pub fn build(snapshot: Snapshot) -> ActivePolicy {
+    pub fn build(snapshot: Snapshot, registry: Arc<HealthRegistry>) -> ActivePolicy {
         let hash = snapshot.header().hash_hex();
         let policy = snapshot.policy();
         let providers: Vec<ProviderRuntime> = policy
             .providers
             .iter()
-            .map(|p| {
-                let first_tier = p.keys.first().map(|k| k.tier.to_native());
-                ProviderRuntime {
-                    peer: ArcSwapOption::empty(),
-                    resolve_error: ArcSwapOption::from_pointee(
-                        "DNS lookup has not finished yet".to_string(),
-                    ),
-                    authority: authority(p),
-                    key_cursor: AtomicUsize::new(0),
-                    first_tier_len: p
-                        .keys
-                        .iter()
-                        .take_while(|k| Some(k.tier.to_native()) == first_tier)
-                        .count(),
-                }
+            .map(|p| ProviderRuntime {
+                peer: ArcSwapOption::empty(),
+                resolve_error: ArcSwapOption::from_pointee(
+                    "DNS lookup has not finished yet".to_string(),
+                ),
+                authority: authority(p),
+                pool: KeyPool::build(p, &registry),
+                direct: registry.target(p.name.as_str(), "<direct>"),
             })
             .collect();
+        let aliases: Vec<TargetSet> = policy
+            .aliases
+            .iter()
+            .map(|a| {
+                let health = a
+                    .targets
+                    .iter()
+                    .map(|t| {
+                        let provider = policy
+                            .provider_at(t.provider.to_native())
+                            .map(|p| p.name.as_str())
+                            .unwrap_or("?");
+                        registry.target(provider, t.model.as_str())
+                    })
+                    .collect();
+                TargetSet::new(&a.targets, health)
+            })
+            .collect();
+        let keys: HashSet<*const KeyHealth> = providers
+            .iter()
+            .flat_map(|p| p.pool.keys().iter().map(Arc::as_ptr))
+            .collect();
+        let targets: HashSet<*const TargetHealth> = providers
+            .iter()
+            .map(|p| Arc::as_ptr(&p.direct))
+            .chain(
+                aliases
+                    .iter()
+                    .flat_map(|a| a.health.iter().map(Arc::as_ptr)),
+            )
+            .collect();
+        registry.retain(&keys, &targets);
         let active = ActivePolicy {
             snapshot,
             hash,
             loaded_at: SystemTime::now(),
             providers,
+            aliases,
+            registry,
         };
         active.resolve_all(RESOLVE_WAIT);
         active

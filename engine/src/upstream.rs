@@ -49,7 +49,7 @@ pub struct Attempt<'a> {
     pub path: String,
     pub api_key: &'a str,
     pub request_id: &'a str,
-    pub forwarded: Vec<(HeaderName, HeaderValue)>,
+    pub forwarded: &'a [(HeaderName, HeaderValue)],
     pub body: Bytes,
 }
 
@@ -117,7 +117,7 @@ async fn exchange(
     req.insert_header(http::header::CONTENT_TYPE, "application/json")?;
     req.insert_header(http::header::CONTENT_LENGTH, a.body.len())?;
     req.insert_header("x-request-id", a.request_id)?;
-    for (name, value) in &a.forwarded {
+    for (name, value) in a.forwarded {
         req.append_header(name.clone(), value.clone())?;
     }
     session.write_request_header(Box::new(req)).await?;

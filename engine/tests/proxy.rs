@@ -215,14 +215,7 @@ fn bad_requests_and_unknown_models_are_answered_without_an_upstream_call() {
 
 #[test]
 fn provider_errors_pass_through_and_unreachable_providers_are_502() {
-    let (_mock, gw) = setup();
-    let r = gw.chat(
-        HELLO,
-        &[("x-mock-status", "429"), ("x-mock-retry-after", "3")],
-    );
-    assert_eq!(r.status, 429);
-    assert_eq!(r.header("retry-after"), Some("3"));
-    assert_eq!(r.json()["error"]["code"], "rate_limit_exceeded");
+    let (mock, gw) = setup();
     let r = gw.chat(HELLO, &[("x-mock-status", "503")]);
     assert_eq!(r.status, 503);
     assert_eq!(r.json()["error"]["type"], "server_error");
@@ -235,6 +228,23 @@ fn provider_errors_pass_through_and_unreachable_providers_are_502() {
     assert!(!r.text().contains("sk-nowhere"));
     let r = gw.chat(HELLO, &[("x-mock-drop", "before-headers")]);
     assert_eq!(r.status, 502, "{}", r.text());
+    // The provider's 429 reaches the client as the provider sent it…
+    let r = gw.chat(
+        HELLO,
+        &[("x-mock-status", "429"), ("x-mock-retry-after", "3")],
+    );
+    assert_eq!(r.status, 429);
+    assert_eq!(r.header("retry-after"), Some("3"));
+    assert_eq!(r.json()["error"]["code"], "rate_limit_exceeded");
+    // …and its only key now cools down: the gateway answers for it,
+    // without calling the provider.
+    let before = mock.requests().len();
+    let r = gw.chat(HELLO, &[]);
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "upstream_keys_cooling_down");
+    let wait: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=3).contains(&wait), "{wait}");
+    assert_eq!(mock.requests().len(), before);
 }
 
 #[test]

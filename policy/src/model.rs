@@ -176,11 +176,13 @@ pub struct ClientKey {
 
 impl ArchivedCompiledPolicy {
     pub fn alias(&self, name: &str) -> Option<&ArchivedAlias> {
-        let i = self
-            .aliases
+        self.aliases.get(self.alias_index(name)?)
+    }
+
+    pub fn alias_index(&self, name: &str) -> Option<usize> {
+        self.aliases
             .binary_search_by(|a| a.name.as_str().cmp(name))
-            .ok()?;
-        self.aliases.get(i)
+            .ok()
     }
 
     pub fn provider(&self, name: &str) -> Option<(u32, &ArchivedProvider)> {

@@ -1,0 +1,165 @@
+//! One attempt: send the request to one target with one key, and wait for
+//! the first body byte (or the whole error body) within the first-byte
+//! timeout. Nothing reaches the client here, so any failure is retryable.
+
+use crate::error::GatewayError;
+use crate::resilience::breaker::{Admission, BreakerConfig};
+use crate::resilience::health::TargetHealth;
+use crate::resilience::keypool::KeyLease;
+use crate::upstream::{self, UpstreamResponse};
+use bytes::{Bytes, BytesMut};
+use pingora::http::ResponseHeader;
+use policy::ArchivedProvider;
+use std::sync::atomic::Ordering::AcqRel;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Error bodies are read whole (to classify them and to relay them), up to
+/// this size.
+const MAX_ERROR_BODY: usize = 1 << 20;
+
+/// A target in use by one attempt; released on drop like a [`KeyLease`].
+pub struct TargetPermit {
+    pub health: Arc<TargetHealth>,
+    pub admission: Admission,
+    reported: bool,
+}
+
+impl TargetPermit {
+    pub fn new(health: Arc<TargetHealth>, admission: Admission) -> Self {
+        health.in_flight.fetch_add(1, AcqRel);
+        TargetPermit {
+            health,
+            admission,
+            reported: false,
+        }
+    }
+
+    pub fn succeeded(&mut self, cfg: &BreakerConfig, now: u64) {
+        self.health.breaker.on_success(cfg, now, self.admission);
+        self.admission = Admission::Allowed;
+        self.reported = true;
+    }
+
+    pub fn failed(&mut self, cfg: &BreakerConfig, now: u64) {
+        self.health.breaker.on_failure(cfg, now, self.admission);
+        self.admission = Admission::Allowed;
+        self.reported = true;
+    }
+}
+
+impl Drop for TargetPermit {
+    fn drop(&mut self) {
+        self.health.in_flight.fetch_sub(1, AcqRel);
+        if !self.reported && self.admission == Admission::Probe {
+            self.health.breaker.release_probe();
+        }
+    }
+}
+
+/// Everything one attempt needs, owned, so two can run at once (hedging).
+pub struct Prepared<'a> {
+    pub candidate: usize,
+    pub provider_index: usize,
+    pub provider: &'a ArchivedProvider,
+    pub model: &'a str,
+    pub lease: KeyLease,
+    pub target: TargetPermit,
+}
+
+/// A 2xx response whose first body chunk has arrived.
+pub struct Committed<'a> {
+    pub prepared: Prepared<'a>,
+    pub response: UpstreamResponse,
+    pub first: Option<Bytes>,
+    pub started: Instant,
+    pub time_to_first_byte: Duration,
+}
+
+/// An answer the provider finished (non-2xx), read whole.
+pub struct Buffered {
+    pub header: ResponseHeader,
+    pub body: Bytes,
+}
+
+pub enum AttemptEnd<'a> {
+    Committed(Box<Committed<'a>>),
+    Answered(Prepared<'a>, Buffered),
+    Failed(Prepared<'a>, GatewayError),
+}
+
+impl AttemptEnd<'_> {
+    pub fn is_committed(&self) -> bool {
+        matches!(self, AttemptEnd::Committed(_))
+    }
+}
+
+pub async fn execute<'a>(
+    prepared: Prepared<'a>,
+    request: upstream::Attempt<'_>,
+    first_byte: Duration,
+) -> AttemptEnd<'a> {
+    let started = Instant::now();
+    let provider = prepared.provider.name.as_str();
+    let outcome = tokio::time::timeout(first_byte, async {
+        let mut response = upstream::send(&request).await?;
+        if response.header.status.is_success() {
+            let first = response.read_body().await.map_err(|e| {
+                let mut err = upstream::classify(provider, &e);
+                if let GatewayError::UpstreamProtocol { reason, .. } = &mut err {
+                    *reason = format!("stream failed before its first byte: {reason}");
+                }
+                err
+            })?;
+            Ok(Ok((response, first)))
+        } else {
+            let body = read_bounded(&mut response, provider).await?;
+            let header = response.header.clone();
+            response.release().await;
+            Ok(Err(Buffered { header, body }))
+        }
+    })
+    .await;
+    match outcome {
+        Ok(Ok(Ok((response, first)))) => AttemptEnd::Committed(Box::new(Committed {
+            prepared,
+            response,
+            first,
+            started,
+            time_to_first_byte: started.elapsed(),
+        })),
+        Ok(Ok(Err(buffered))) => AttemptEnd::Answered(prepared, buffered),
+        Ok(Err(e)) => AttemptEnd::Failed(prepared, e),
+        Err(_) => {
+            let reason = format!("no first byte within {} ms", first_byte.as_millis());
+            AttemptEnd::Failed(
+                prepared,
+                GatewayError::UpstreamTimeout {
+                    provider: provider.to_string(),
+                    reason,
+                },
+            )
+        }
+    }
+}
+
+async fn read_bounded(
+    response: &mut UpstreamResponse,
+    provider: &str,
+) -> Result<Bytes, GatewayError> {
+    let mut body = BytesMut::new();
+    while let Some(chunk) = response
+        .read_body()
+        .await
+        .map_err(|e| upstream::classify(provider, &e))?
+    {
+        if body.len() + chunk.len() > MAX_ERROR_BODY {
+            return Err(GatewayError::UpstreamProtocol {
+                provider: provider.to_string(),
+                reason: format!("error body larger than {MAX_ERROR_BODY} bytes"),
+            });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
