@@ -7,8 +7,7 @@
 //! 4. classify    (issue: semantic routing)
 //! 5. route       [`crate::routing`]   alias → provider + model + key
 //! 6. translate   [`crate::translate`] client format → provider format
-//! 7. attempt     [`crate::failover`]  keys, breakers, retries, hedging over
-//!                [`crate::upstream`] pooled connections
+//! 7. attempt     [`crate::failover`]  keys, breakers, retries, hedging; [`crate::upstream`] sends
 //! 8. translate back + relay [`crate::relay`]
 //! 9. meter + log [`crate::metrics`], `tracing`
 //!

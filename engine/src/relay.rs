@@ -51,9 +51,10 @@ fn client_header(
 /// A provider's finished (error) answer, as it was.
 pub async fn buffered(
     session: &mut ServerSession,
-    response: Buffered,
+    response: Box<Buffered>,
     request_id: &str,
 ) -> RelayEnd {
+    let response = *response;
     let Some(header) = client_header(&response.header, Some(response.body.len()), request_id)
     else {
         return RelayEnd::ClientGone;

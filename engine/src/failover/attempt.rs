@@ -84,7 +84,7 @@ pub struct Buffered {
 
 pub enum AttemptEnd<'a> {
     Committed(Box<Committed<'a>>),
-    Answered(Prepared<'a>, Buffered),
+    Answered(Prepared<'a>, Box<Buffered>),
     Failed(Prepared<'a>, GatewayError),
 }
 
@@ -128,7 +128,7 @@ pub async fn execute<'a>(
             started,
             time_to_first_byte: started.elapsed(),
         })),
-        Ok(Ok(Err(buffered))) => AttemptEnd::Answered(prepared, buffered),
+        Ok(Ok(Err(buffered))) => AttemptEnd::Answered(prepared, Box::new(buffered)),
         Ok(Err(e)) => AttemptEnd::Failed(prepared, e),
         Err(_) => {
             let reason = format!("no first byte within {} ms", first_byte.as_millis());

@@ -161,7 +161,7 @@ pub enum Delivery<'a> {
     /// The provider's own non-2xx answer, passed through.
     Buffered {
         provider: String,
-        response: Buffered,
+        response: Box<Buffered>,
     },
     Error(GatewayError),
 }
@@ -177,7 +177,7 @@ pub struct Env<'c, 'a> {
 }
 
 enum Last {
-    Answered(String, Buffered),
+    Answered(String, Box<Buffered>),
     Failed(GatewayError),
 }
 
