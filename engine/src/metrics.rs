@@ -113,7 +113,11 @@ impl Metrics {
     }
 
     /// Prometheus text exposition (format 0.0.4).
-    pub fn render(&self, policy_hash: &str) -> String {
+    pub fn render(
+        &self,
+        policy_hash: &str,
+        health: &crate::resilience::health::HealthRegistry,
+    ) -> String {
         let mut out = String::with_capacity(4096);
         counter_family(
             &mut out,
@@ -141,6 +145,7 @@ impl Metrics {
             self.reloads_failed.load(Relaxed)
         );
         let _ = writeln!(out, "# HELP switchyard_policy_info The active policy's content hash.\n# TYPE switchyard_policy_info gauge\nswitchyard_policy_info{{hash=\"{policy_hash}\"}} 1");
+        crate::resilience::report::render(&mut out, health);
         out
     }
 
@@ -214,7 +219,7 @@ fn counter_family<'a>(
     }
 }
 
-fn label_text(labels: &[(&'static str, String)]) -> String {
+pub(crate) fn label_text(labels: &[(&'static str, String)]) -> String {
     let mut s = String::new();
     for (i, (k, v)) in labels.iter().enumerate() {
         if i > 0 {
@@ -252,7 +257,7 @@ mod tests {
         m.record_request(&rec(200, 40));
         m.record_request(&rec(502, 1));
         m.record_attempt("openai", "ok");
-        let text = m.render("abc");
+        let text = m.render("abc", &Default::default());
         assert!(text.contains(r#"switchyard_requests_total{route="chat",model="gpt\"x",provider="openai",status="200"} 2"#), "{text}");
         assert!(text.contains(r#"status="502"} 1"#));
         assert!(text.contains(r#"switchyard_request_duration_seconds_bucket{route="chat",model="gpt\"x",provider="openai",le="0.005"} 2"#), "{text}");

@@ -62,7 +62,10 @@ pub async fn handle(gw: &Gateway, session: &mut ServerSession) -> bool {
         (&Method::GET, "/v1/models") => models(session, &active, &rid).await,
         (&Method::GET, "/healthz") => health(session, &active, &rid).await,
         (&Method::GET, "/metrics") => {
-            let text = gw.metrics.render(&active.hash).into_bytes();
+            let text = gw
+                .metrics
+                .render(&active.hash, &active.registry)
+                .into_bytes();
             respond::text(session, 200, "text/plain; version=0.0.4", text, &rid).await;
             Served::plain("metrics", 200)
         }

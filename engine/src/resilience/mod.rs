@@ -10,6 +10,7 @@
 //! - [`latency`]: peak-EWMA and a percentile histogram per target
 //! - [`balance`]: ordering equal-priority targets
 //! - [`health`]: health state that outlives policy reloads
+//! - [`report`]: all of it as Prometheus metrics
 
 pub mod backoff;
 pub mod balance;
@@ -20,6 +21,7 @@ pub mod health;
 pub mod keypool;
 pub mod latency;
 pub mod outcome;
+pub mod report;
 
 use std::sync::OnceLock;
 use std::time::Instant;
