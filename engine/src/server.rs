@@ -4,6 +4,7 @@
 use crate::app::Gateway;
 use crate::metrics::Metrics;
 use crate::reload::{self, PolicyStore};
+use crate::resilience::budget::BudgetConfig;
 use crate::resilience::health::HealthRegistry;
 use crate::state::ActivePolicy;
 use crate::{tls_roots, upstream};
@@ -67,7 +68,12 @@ pub fn run(opts: ServeOptions) -> Result<(), StartError> {
     })?;
 
     let metrics = Arc::new(Metrics::new(threads));
-    let active = ActivePolicy::build(loaded.snapshot, Arc::new(HealthRegistry::default()));
+    let budget = &loaded.snapshot.policy().retry_budget;
+    let budget = BudgetConfig {
+        ratio_milli: budget.ratio_milli.to_native(),
+        min_per_second: budget.min_per_second.to_native(),
+    };
+    let active = ActivePolicy::build(loaded.snapshot, Arc::new(HealthRegistry::new(&budget)));
     tracing::info!(policy = %opts.policy.display(), hash = %active.short_hash(), "policy loaded");
     let store = Arc::new(PolicyStore::new(
         opts.policy.clone(),

@@ -3,7 +3,8 @@
 //! quiet gateway can still retry. A token bucket in thousandths: every
 //! original request deposits `ratio`, every retry withdraws one, time adds
 //! the floor. The balance is capped at ten seconds' worth of floor plus
-//! `ratio` × 100 requests, so a long quiet spell cannot bank a storm.
+//! `ratio` × 100 requests, so a long quiet spell cannot bank a storm. A new
+//! budget holds one second of floor, so the first failure can be retried.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::*};
 
@@ -27,17 +28,16 @@ impl BudgetConfig {
     }
 }
 
-impl Default for RetryBudget {
-    fn default() -> Self {
+impl RetryBudget {
+    /// A budget at time `now_ms`, holding one second of its floor.
+    pub fn new(cfg: &BudgetConfig, now_ms: u64) -> Self {
         RetryBudget {
-            balance: AtomicI64::new(0),
-            last_refill_ms: AtomicU64::new(0),
+            balance: AtomicI64::new((cfg.min_per_second as i64 * ONE).min(cfg.cap())),
+            last_refill_ms: AtomicU64::new(now_ms),
             exhausted_total: AtomicU64::new(0),
         }
     }
-}
 
-impl RetryBudget {
     /// An original (first) attempt was made.
     pub fn deposit(&self, cfg: &BudgetConfig) {
         self.add(cfg.ratio_milli as i64, cfg.cap());
@@ -89,7 +89,13 @@ mod tests {
 
     #[test]
     fn retries_are_bounded_by_the_ratio_of_traffic() {
-        let b = RetryBudget::default();
+        let b = RetryBudget::new(
+            &BudgetConfig {
+                ratio_milli: 200,
+                min_per_second: 0,
+            },
+            0,
+        );
         let cfg = BudgetConfig {
             ratio_milli: 200,
             min_per_second: 0,
@@ -108,11 +114,15 @@ mod tests {
 
     #[test]
     fn the_floor_refills_with_time_and_is_capped() {
-        let b = RetryBudget::default();
         let cfg = BudgetConfig {
             ratio_milli: 0,
             min_per_second: 2,
         };
+        let b = RetryBudget::new(&cfg, 0);
+        assert!(
+            b.try_withdraw(&cfg, 0) && b.try_withdraw(&cfg, 0),
+            "one second of floor to start"
+        );
         assert!(!b.try_withdraw(&cfg, 0));
         assert!(b.try_withdraw(&cfg, 500), "1 retry earned in 500 ms");
         assert!(!b.try_withdraw(&cfg, 500));
@@ -126,11 +136,11 @@ mod tests {
 
     #[test]
     fn concurrent_withdrawals_never_overdraw() {
-        let b = std::sync::Arc::new(RetryBudget::default());
         let cfg = BudgetConfig {
             ratio_milli: 1000,
             min_per_second: 0,
         };
+        let b = std::sync::Arc::new(RetryBudget::new(&cfg, 0));
         for _ in 0..100 {
             b.deposit(&cfg);
         }

@@ -4,7 +4,7 @@
 //! secret starts fresh), a target by provider and model.
 
 use super::breaker::CircuitBreaker;
-use super::budget::RetryBudget;
+use super::budget::{BudgetConfig, RetryBudget};
 use super::latency::{PeakEwma, TtfbHistogram};
 use dashmap::DashMap;
 use std::collections::HashSet;
@@ -71,7 +71,6 @@ pub struct TargetHealth {
 }
 
 /// Process-wide health, plus the retry budget and resilience counters.
-#[derive(Default)]
 pub struct HealthRegistry {
     keys: DashMap<String, Arc<KeyHealth>>,
     targets: DashMap<String, Arc<TargetHealth>>,
@@ -81,7 +80,27 @@ pub struct HealthRegistry {
     pub hedge_wins_total: AtomicU64,
 }
 
+impl Default for HealthRegistry {
+    fn default() -> Self {
+        HealthRegistry::new(&BudgetConfig {
+            ratio_milli: 0,
+            min_per_second: 0,
+        })
+    }
+}
+
 impl HealthRegistry {
+    pub fn new(budget: &BudgetConfig) -> Self {
+        HealthRegistry {
+            keys: DashMap::new(),
+            targets: DashMap::new(),
+            budget: RetryBudget::new(budget, super::now_ms()),
+            retries_total: AtomicU64::new(0),
+            hedges_total: AtomicU64::new(0),
+            hedge_wins_total: AtomicU64::new(0),
+        }
+    }
+
     pub fn key(&self, provider: &str, name: &str, secret: &str) -> Arc<KeyHealth> {
         use sha2::Digest;
         let fingerprint = hex::encode(&sha2::Sha256::digest(secret.as_bytes())[..8]);

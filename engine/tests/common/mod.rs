@@ -115,6 +115,53 @@ impl Gateway {
         gw
     }
 
+    /// Like [`Gateway::start`], with the gateway's log (at `info`) in
+    /// `<dir>/gateway.log`.
+    pub fn start_logged(policy_text: &[u8], file_name: &str) -> Gateway {
+        let dir = TempDir::new();
+        let policy = dir.0.join(file_name);
+        std::fs::write(&policy, policy_text).unwrap();
+        let port = free_port();
+        let log = std::fs::File::create(dir.0.join("gateway.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(["serve", "--policy"])
+            .arg(&policy)
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--threads",
+                "2",
+                "--grace-seconds",
+                "0",
+            ])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn switchyard");
+        let gw = Gateway {
+            child,
+            port,
+            dir,
+            policy,
+        };
+        gw.wait_ready();
+        gw
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.0.join("gateway.log")).unwrap_or_default()
+    }
+
+    /// The value of one metric line (exact labels), or 0.
+    pub fn metric(&self, series: &str) -> f64 {
+        let text = self.request("GET", "/metrics", &[], b"").text();
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+
     pub fn spawn(policy: &std::path::Path, port: u16, stderr: Stdio) -> Child {
         Command::new(env!("CARGO_BIN_EXE_switchyard"))
             .args(["serve", "--policy"])

@@ -205,10 +205,12 @@ async fn handle(
         return Ok(api_error(e, None));
     }
     if let Some(status) = faults.status {
-        return Ok(api_error(
-            openai::injected_error(status),
-            faults.retry_after.as_deref(),
-        ));
+        let mut e = openai::injected_error(status);
+        if let Some(code) = &faults.error_code {
+            e.body["error"]["code"] = code.as_str().into();
+            e.body["error"]["type"] = code.as_str().into();
+        }
+        return Ok(api_error(e, faults.retry_after.as_deref()));
     }
     if parts.method == Method::GET && path.ends_with("/models") {
         let models = serde_json::json!({"object": "list", "data": [
