@@ -438,7 +438,7 @@ fn hedge_delay(h: HedgeCfg, health: &TargetHealth) -> Option<Duration> {
     let observed = (h.percentile_milli > 0)
         .then(|| {
             health.ttfb.quantile(
-                h.percentile_milli as f64 / 100_000.0,
+                h.percentile_milli as f64 / 1000.0,
                 now_ms(),
                 HEDGE_MIN_SAMPLES,
             )
@@ -561,4 +561,46 @@ fn give_up<'a>(book: Book, plan: &Plan<'a>) -> Delivery<'a> {
         }
     };
     Delivery::Error(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resilience::health::HealthRegistry;
+
+    #[test]
+    fn hedge_delay_uses_the_fixed_delay_the_observed_percentile_or_the_larger() {
+        let reg = HealthRegistry::default();
+        let t = reg.target("p", "m");
+        let fixed = HedgeCfg {
+            after_ms: 200,
+            percentile_milli: 0,
+        };
+        let p95 = HedgeCfg {
+            after_ms: 0,
+            percentile_milli: 950,
+        };
+        let both = HedgeCfg {
+            after_ms: 200,
+            percentile_milli: 950,
+        };
+        assert_eq!(hedge_delay(fixed, &t), Some(Duration::from_millis(200)));
+        assert_eq!(hedge_delay(p95, &t), None, "no observations yet: no hedge");
+        assert_eq!(hedge_delay(both, &t), Some(Duration::from_millis(200)));
+        for i in 0..100u64 {
+            t.ttfb.record(10_000 + i * 5_000, now_ms());
+        }
+        // 95th of 10..505 ms ≈ 480 ms (log buckets: within 25 %).
+        let observed = hedge_delay(p95, &t).unwrap();
+        assert!(
+            (Duration::from_millis(440)..=Duration::from_millis(620)).contains(&observed),
+            "{observed:?}"
+        );
+        assert_eq!(hedge_delay(both, &t), Some(observed));
+        let cheap = HedgeCfg {
+            after_ms: 900,
+            percentile_milli: 950,
+        };
+        assert_eq!(hedge_delay(cheap, &t), Some(Duration::from_millis(900)));
+    }
 }
