@@ -23,6 +23,12 @@ pub enum GatewayError {
     BodyRead(String),
     #[error("invalid request body: {0}")]
     BadRequest(String),
+    #[error("`{param}` is not supported when the model is served by a provider of kind `{kind}`: {reason}")]
+    UnsupportedParameter {
+        param: String,
+        kind: &'static str,
+        reason: String,
+    },
     #[error("the model `{0}` does not exist or this key may not use it")]
     UnknownModel(String),
     #[error("{0}")]
@@ -54,7 +60,7 @@ impl GatewayError {
             NotFound { .. } | UnknownModel(_) => StatusCode::NOT_FOUND,
             MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            BodyRead(_) | BadRequest(_) => StatusCode::BAD_REQUEST,
+            BodyRead(_) | BadRequest(_) | UnsupportedParameter { .. } => StatusCode::BAD_REQUEST,
             NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             NoUpstreamKey(_) => StatusCode::SERVICE_UNAVAILABLE,
             UpstreamConnect { .. } | UpstreamProtocol { .. } => StatusCode::BAD_GATEWAY,
@@ -75,6 +81,7 @@ impl GatewayError {
             MethodNotAllowed { .. } => ("invalid_request_error", "method_not_allowed"),
             BodyTooLarge { .. } => ("invalid_request_error", "request_too_large"),
             BodyRead(_) | BadRequest(_) => ("invalid_request_error", "invalid_request"),
+            UnsupportedParameter { .. } => ("invalid_request_error", "unsupported_parameter"),
             UnknownModel(_) => ("invalid_request_error", "model_not_found"),
             NotImplemented(_) => ("invalid_request_error", "gateway_not_implemented"),
             NoUpstreamKey(_) => ("gateway_error", "gateway_no_upstream_key"),
@@ -87,9 +94,10 @@ impl GatewayError {
         }
     }
 
-    fn param(&self) -> Option<&'static str> {
+    fn param(&self) -> Option<&str> {
         match self {
             GatewayError::UnknownModel(_) => Some("model"),
+            GatewayError::UnsupportedParameter { param, .. } => Some(param),
             _ => None,
         }
     }

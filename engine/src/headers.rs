@@ -53,7 +53,9 @@ pub fn from_provider(name: &HeaderName) -> ResponseHeaderRule {
     match n {
         "x-request-id" => ResponseHeaderRule::Rename("x-upstream-request-id"),
         "content-type" | "content-encoding" | "retry-after" => ResponseHeaderRule::Pass,
-        _ if n.starts_with("x-") => ResponseHeaderRule::Pass,
+        _ if n.starts_with("x-") || n.starts_with("anthropic-ratelimit-") => {
+            ResponseHeaderRule::Pass
+        }
         _ => ResponseHeaderRule::Drop,
     }
 }

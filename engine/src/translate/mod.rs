@@ -1,5 +1,158 @@
 //! Phases 5 and 7: request and response translation, pure functions over
-//! bytes. Only the OpenAI wire format exists so far; other providers answer
-//! 501 until their translators land.
+//! bytes. The client speaks OpenAI Chat Completions; each provider kind has
+//! a translator for requests, whole responses, streams and errors. When the
+//! provider speaks the client's format, bytes pass through untouched.
 
+pub mod anthropic;
 pub mod openai;
+pub mod params;
+pub mod sse;
+
+use crate::error::GatewayError;
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
+use openai::ChatRequest;
+use policy::{ArchivedProvider, ProviderKind};
+use serde_json::{Map, Value};
+
+/// One attempt's request to a provider.
+pub struct Outbound {
+    pub path: String,
+    /// Authentication and API-version headers for this provider.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub body: Bytes,
+    /// How to bring the answer back.
+    pub response: ResponseMode,
+    /// OpenAI parameters this provider cannot take and that were dropped.
+    pub dropped: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseMode {
+    /// Same wire format: relay bytes as they are.
+    PassThrough,
+    /// A JSON body to translate whole.
+    Json(ProviderKind),
+    /// An event stream to translate event by event.
+    Stream(ProviderKind),
+}
+
+/// Turns a provider's event stream into the client's, chunk by chunk.
+pub trait StreamTranslator: Send {
+    /// Bytes for the client from the next chunk of provider bytes.
+    fn push(&mut self, bytes: &[u8]) -> Vec<u8>;
+    /// The provider's stream ended; bytes to close the client's.
+    fn finish(&mut self) -> Vec<u8>;
+    /// The provider reported an error inside the stream (or it broke).
+    fn failed(&self) -> bool;
+    /// Usage so far, in OpenAI's shape.
+    fn usage(&self) -> Option<Value>;
+}
+
+fn header(name: &'static str, value: &str) -> Result<(HeaderName, HeaderValue), GatewayError> {
+    let value = HeaderValue::from_str(value)
+        .map_err(|_| GatewayError::Internal(format!("invalid value for {name}")))?;
+    Ok((HeaderName::from_static(name), value))
+}
+
+/// Build the request one attempt sends to `provider` for `model`.
+pub fn outbound(
+    provider: &ArchivedProvider,
+    api_key: &str,
+    model: &str,
+    req: &ChatRequest<'_>,
+    body: &Bytes,
+) -> Result<Outbound, GatewayError> {
+    let prefix = provider.path_prefix.as_str();
+    match provider.kind.native() {
+        ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => Ok(Outbound {
+            path: format!("{prefix}/chat/completions"),
+            headers: vec![header("authorization", &format!("Bearer {api_key}"))?],
+            body: openai::to_upstream(body, req, model)?,
+            response: ResponseMode::PassThrough,
+            dropped: Vec::new(),
+        }),
+        ProviderKind::Anthropic => {
+            let fields = parse_object(body)?;
+            let (translated, dropped) = anthropic::request::from_openai(&fields, model)?;
+            let body = serde_json::to_vec(&translated)
+                .map_err(|e| GatewayError::Internal(e.to_string()))?;
+            Ok(Outbound {
+                path: format!("{prefix}/v1/messages"),
+                headers: vec![
+                    header("x-api-key", api_key)?,
+                    header("anthropic-version", anthropic::API_VERSION)?,
+                ],
+                body: Bytes::from(body),
+                response: if req.stream {
+                    ResponseMode::Stream(ProviderKind::Anthropic)
+                } else {
+                    ResponseMode::Json(ProviderKind::Anthropic)
+                },
+                dropped,
+            })
+        }
+        kind @ (ProviderKind::Gemini | ProviderKind::Cohere) => {
+            Err(GatewayError::NotImplemented(format!(
+                "provider kind `{}` has no translator in this build yet",
+                kind.as_str()
+            )))
+        }
+    }
+}
+
+fn parse_object(body: &[u8]) -> Result<Map<String, Value>, GatewayError> {
+    serde_json::from_slice(body)
+        .map_err(|e| GatewayError::BadRequest(format!("could not parse the JSON body: {e}")))
+}
+
+/// Translate a whole (2xx) JSON response into the client's format.
+pub fn response_json(
+    kind: ProviderKind,
+    body: &[u8],
+    created: u64,
+) -> Result<Vec<u8>, GatewayError> {
+    let v = match kind {
+        ProviderKind::Anthropic => anthropic::response::to_openai(body, created)?,
+        _ => return Ok(body.to_vec()),
+    };
+    serde_json::to_vec(&v).map_err(|e| GatewayError::Internal(e.to_string()))
+}
+
+/// A translator for a provider's event stream.
+pub fn stream_translator(
+    kind: ProviderKind,
+    include_usage: bool,
+    created: u64,
+) -> Option<Box<dyn StreamTranslator>> {
+    match kind {
+        ProviderKind::Anthropic => Some(Box::new(anthropic::stream::AnthropicToOpenAi::new(
+            include_usage,
+            created,
+        ))),
+        _ => None,
+    }
+}
+
+/// A provider's error answer in the client's (OpenAI's) shape, keeping the
+/// provider's message. Status codes OpenAI clients do not know become the
+/// nearest standard one (Anthropic's 529 → 503, which SDKs retry).
+pub fn error_response(kind: ProviderKind, status: u16, body: &[u8]) -> (u16, Vec<u8>) {
+    let status = if status == 529 { 503 } else { status };
+    match kind {
+        ProviderKind::Anthropic => {
+            let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            let e = v
+                .get("error")
+                .cloned()
+                .unwrap_or_else(|| serde_json::json!({"message": String::from_utf8_lossy(body)}));
+            (
+                status,
+                anthropic::response::openai_error(&e)
+                    .to_string()
+                    .into_bytes(),
+            )
+        }
+        _ => (status, body.to_vec()),
+    }
+}
