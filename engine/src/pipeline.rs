@@ -20,6 +20,7 @@ use crate::metrics::RequestRecord;
 use crate::relay::{self, RelayEnd};
 use crate::resilience::now_ms;
 use crate::state::ActivePolicy;
+use crate::translate::ResponseMode;
 use crate::{auth, body, headers, request_id, respond, routing, translate};
 use http::Method;
 use pingora::protocols::http::ServerSession;
@@ -205,7 +206,26 @@ async fn chat(
             let provider = committed.prepared.provider;
             let status = committed.response.header.status.as_u16();
             let idle = Duration::from_millis(provider.timeouts.idle_ms.to_native());
-            match relay::stream(session, &mut committed, rid, idle, deadline).await {
+            let relayed = match committed.prepared.mode {
+                ResponseMode::PassThrough => {
+                    relay::stream(session, &mut committed, rid, idle, deadline).await
+                }
+                ResponseMode::Json(kind) => {
+                    relay::translated_json(session, &mut committed, kind, rid, idle, deadline).await
+                }
+                ResponseMode::Stream(kind) => match translate::stream_translator(
+                    kind,
+                    request.include_usage,
+                    relay::unix_now(),
+                ) {
+                    Some(t) => {
+                        relay::translated_stream(session, &mut committed, t, rid, idle, deadline)
+                            .await
+                    }
+                    None => relay::stream(session, &mut committed, rid, idle, deadline).await,
+                },
+            };
+            match relayed {
                 RelayEnd::Complete => {
                     committed.response.release().await;
                     served(provider.name.as_str(), status, None)

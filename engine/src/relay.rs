@@ -1,13 +1,25 @@
-//! Phase 7 for pass-through formats: what the failover loop settled on goes
-//! to the client — a committed stream (status, filtered headers, the first
-//! chunk, then each chunk as it arrives; SSE is never buffered), or a
-//! provider's finished error answer.
+//! Phase 7: what the failover loop settled on goes to the client.
+//!
+//! - [`stream`]: same wire format; status, filtered headers, the first chunk,
+//!   then each chunk as it arrives (SSE is never buffered).
+//! - [`translated_stream`]: another provider's event stream, translated
+//!   event by event.
+//! - [`translated_json`]: another provider's JSON answer, read whole and
+//!   translated.
+//! - [`buffered`]: a provider's finished error answer, normalised.
+//!
+//! Every mode applies the provider's idle and total limits, and once bytes
+//! are out a failure ends the response; it is never retried.
 
+use crate::error::GatewayError;
 use crate::failover::attempt::{Buffered, Committed};
 use crate::headers::{self, ResponseHeaderRule};
+use crate::respond;
+use crate::translate::{self, StreamTranslator};
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::protocols::http::ServerSession;
+use policy::ProviderKind;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -22,20 +34,34 @@ pub enum RelayEnd {
     UpstreamBroke(String),
 }
 
-/// The client's response header: the provider's status and passable
-/// headers, our framing and request id.
+/// Largest provider JSON body translated whole.
+const MAX_JSON_BODY: usize = 64 << 20;
+
+/// The client's response header: the provider's passable headers, our
+/// framing, content type (when translated), dropped parameters and id.
 fn client_header(
     upstream: &ResponseHeader,
+    status: u16,
+    content_type: Option<&'static str>,
     length: Option<usize>,
     request_id: &str,
+    dropped: &[String],
 ) -> Option<ResponseHeader> {
-    let mut resp = ResponseHeader::build(upstream.status, Some(upstream.headers.len() + 2)).ok()?;
+    let mut resp = ResponseHeader::build(status, Some(upstream.headers.len() + 3)).ok()?;
     for (name, value) in upstream.headers.iter() {
+        if content_type.is_some()
+            && (name == http::header::CONTENT_TYPE || name == http::header::CONTENT_ENCODING)
+        {
+            continue;
+        }
         match headers::from_provider(name) {
             ResponseHeaderRule::Pass => resp.append_header(name.clone(), value.clone()).ok()?,
             ResponseHeaderRule::Rename(to) => resp.append_header(to, value.clone()).ok()?,
             ResponseHeaderRule::Drop => true,
         };
+    }
+    if let Some(ct) = content_type {
+        resp.insert_header(http::header::CONTENT_TYPE, ct).ok()?;
     }
     match length {
         Some(len) => resp.insert_header(http::header::CONTENT_LENGTH, len).ok()?,
@@ -44,37 +70,58 @@ fn client_header(
             .insert_header(http::header::TRANSFER_ENCODING, "chunked")
             .ok()?,
     };
+    if !dropped.is_empty() {
+        resp.insert_header("x-switchyard-dropped-params", dropped.join(","))
+            .ok()?;
+    }
     resp.insert_header("x-request-id", request_id).ok()?;
     Some(resp)
 }
 
-/// A provider's finished (error) answer, as it was.
-pub async fn buffered(
+async fn send_whole(
     session: &mut ServerSession,
-    response: Box<Buffered>,
-    request_id: &str,
+    header: Option<ResponseHeader>,
+    body: Bytes,
 ) -> RelayEnd {
-    let response = *response;
-    let Some(header) = client_header(&response.header, Some(response.body.len()), request_id)
-    else {
+    let Some(header) = header else {
         return RelayEnd::ClientGone;
     };
     if session
         .write_response_header(Box::new(header))
         .await
         .is_err()
-        || session
-            .write_response_body(response.body, true)
-            .await
-            .is_err()
+        || session.write_response_body(body, true).await.is_err()
     {
         return RelayEnd::ClientGone;
     }
     RelayEnd::Complete
 }
 
-/// Relay a committed stream until its end, the provider's silence (`idle`)
-/// or `deadline`.
+/// A provider's finished (error) answer, in the client's format, with the
+/// provider's message and rate-limit headers.
+pub async fn buffered(
+    session: &mut ServerSession,
+    response: Box<Buffered>,
+    request_id: &str,
+) -> RelayEnd {
+    let (status, body) = translate::error_response(
+        response.kind,
+        response.header.status.as_u16(),
+        &response.body,
+    );
+    let translated = (body != response.body).then_some("application/json");
+    let header = client_header(
+        &response.header,
+        status,
+        translated,
+        Some(body.len()),
+        request_id,
+        &[],
+    );
+    send_whole(session, header, Bytes::from(body)).await
+}
+
+/// Relay a committed response in the client's own format.
 pub async fn stream(
     session: &mut ServerSession,
     c: &mut Committed<'_>,
@@ -96,7 +143,15 @@ pub async fn stream(
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse().ok())
     };
-    let Some(header) = client_header(upstream, length, request_id) else {
+    let status = upstream.status.as_u16();
+    let Some(header) = client_header(
+        upstream,
+        status,
+        None,
+        length,
+        request_id,
+        &c.prepared.dropped,
+    ) else {
         return RelayEnd::ClientGone;
     };
     if session
@@ -116,29 +171,143 @@ pub async fn stream(
             }
             None => return RelayEnd::Complete,
         }
-        let now = Instant::now();
-        let wait = idle.min(deadline.saturating_duration_since(now));
-        next = match tokio::time::timeout(wait, c.response.read_body()).await {
-            Ok(Ok(chunk)) => chunk,
-            Ok(Err(e)) => return broken(session, is_sse, e.etype().as_str().to_string()).await,
-            Err(_) if Instant::now() >= deadline => {
-                return broken(
-                    session,
-                    is_sse,
-                    "the attempt's total time limit was reached".into(),
-                )
-                .await
-            }
-            Err(_) => {
-                return broken(
-                    session,
-                    is_sse,
-                    format!("no data from the provider for {} ms", idle.as_millis()),
-                )
-                .await
-            }
+        next = match next_chunk(c, idle, deadline).await {
+            Ok(chunk) => chunk,
+            Err(reason) => return broken(session, is_sse, reason).await,
         };
     }
+}
+
+/// Another provider's JSON answer: read it whole, translate, send.
+pub async fn translated_json(
+    session: &mut ServerSession,
+    c: &mut Committed<'_>,
+    kind: ProviderKind,
+    request_id: &str,
+    idle: Duration,
+    deadline: Instant,
+) -> RelayEnd {
+    let mut body = Vec::new();
+    let mut next = c.first.take();
+    while let Some(chunk) = next {
+        body.extend_from_slice(&chunk);
+        if body.len() > MAX_JSON_BODY {
+            return fail_before_headers(
+                session,
+                request_id,
+                format!("the provider's answer is larger than {MAX_JSON_BODY} bytes"),
+            )
+            .await;
+        }
+        next = match next_chunk(c, idle, deadline).await {
+            Ok(chunk) => chunk,
+            Err(reason) => return fail_before_headers(session, request_id, reason).await,
+        };
+    }
+    let json = match translate::response_json(kind, &body, unix_now()) {
+        Ok(j) => j,
+        Err(e) => {
+            respond::error(session, &e, request_id).await;
+            return RelayEnd::UpstreamBroke(e.to_string());
+        }
+    };
+    let status = c.response.header.status.as_u16();
+    let header = client_header(
+        &c.response.header,
+        status,
+        Some("application/json"),
+        Some(json.len()),
+        request_id,
+        &c.prepared.dropped,
+    );
+    send_whole(session, header, Bytes::from(json)).await
+}
+
+/// Another provider's event stream, translated event by event.
+pub async fn translated_stream(
+    session: &mut ServerSession,
+    c: &mut Committed<'_>,
+    mut translator: Box<dyn StreamTranslator>,
+    request_id: &str,
+    idle: Duration,
+    deadline: Instant,
+) -> RelayEnd {
+    let status = c.response.header.status.as_u16();
+    let Some(header) = client_header(
+        &c.response.header,
+        status,
+        Some("text/event-stream; charset=utf-8"),
+        None,
+        request_id,
+        &c.prepared.dropped,
+    ) else {
+        return RelayEnd::ClientGone;
+    };
+    if session
+        .write_response_header(Box::new(header))
+        .await
+        .is_err()
+    {
+        return RelayEnd::ClientGone;
+    }
+    let mut next = c.first.take();
+    loop {
+        let (out, ended) = match next {
+            Some(chunk) => (translator.push(&chunk), false),
+            None => (translator.finish(), true),
+        };
+        if !out.is_empty()
+            && session
+                .write_response_body(Bytes::from(out), false)
+                .await
+                .is_err()
+        {
+            return RelayEnd::ClientGone;
+        }
+        if translator.failed() {
+            return RelayEnd::UpstreamBroke("the provider reported an error in the stream".into());
+        }
+        if ended {
+            return RelayEnd::Complete;
+        }
+        next = match next_chunk(c, idle, deadline).await {
+            Ok(chunk) => chunk,
+            Err(reason) => return broken(session, true, reason).await,
+        };
+    }
+}
+
+/// The provider's next body chunk within the idle and total limits.
+async fn next_chunk(
+    c: &mut Committed<'_>,
+    idle: Duration,
+    deadline: Instant,
+) -> Result<Option<Bytes>, String> {
+    let wait = idle.min(deadline.saturating_duration_since(Instant::now()));
+    match tokio::time::timeout(wait, c.response.read_body()).await {
+        Ok(Ok(chunk)) => Ok(chunk),
+        Ok(Err(e)) => Err(e.etype().as_str().to_string()),
+        Err(_) if Instant::now() >= deadline => {
+            Err("the attempt's total time limit was reached".into())
+        }
+        Err(_) => Err(format!(
+            "no data from the provider for {} ms",
+            idle.as_millis()
+        )),
+    }
+}
+
+async fn fail_before_headers(
+    session: &mut ServerSession,
+    request_id: &str,
+    reason: String,
+) -> RelayEnd {
+    let e = GatewayError::UpstreamProtocol {
+        provider: "upstream".into(),
+        reason: reason.clone(),
+    };
+    respond::error(session, &e, request_id).await;
+    RelayEnd::UpstreamBroke(reason)
 }
 
 async fn broken(session: &mut ServerSession, is_sse: bool, reason: String) -> RelayEnd {
@@ -159,4 +328,11 @@ async fn broken(session: &mut ServerSession, is_sse: bool, reason: String) -> Re
         session.set_keepalive(None);
     }
     RelayEnd::UpstreamBroke(reason)
+}
+
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }

@@ -47,7 +47,8 @@ pub struct Attempt<'a> {
     pub peer: Arc<HttpPeer>,
     pub authority: &'a str,
     pub path: String,
-    pub api_key: &'a str,
+    /// Authentication and API-version headers, from the translator.
+    pub auth: Vec<(HeaderName, HeaderValue)>,
     pub request_id: &'a str,
     pub forwarded: &'a [(HeaderName, HeaderValue)],
     pub body: Bytes,
@@ -113,7 +114,9 @@ async fn exchange(
 ) -> Result<ResponseHeader, Box<PingoraError>> {
     let mut req = RequestHeader::build("POST", a.path.as_bytes(), Some(8 + a.forwarded.len()))?;
     req.insert_header(http::header::HOST, a.authority)?;
-    req.insert_header(http::header::AUTHORIZATION, format!("Bearer {}", a.api_key))?;
+    for (name, value) in &a.auth {
+        req.insert_header(name.clone(), value.clone())?;
+    }
     req.insert_header(http::header::CONTENT_TYPE, "application/json")?;
     req.insert_header(http::header::CONTENT_LENGTH, a.body.len())?;
     req.insert_header("x-request-id", a.request_id)?;

@@ -61,6 +61,10 @@ impl Drop for TargetPermit {
 pub struct Prepared<'a> {
     pub candidate: usize,
     pub provider_index: usize,
+    /// How this attempt's answer comes back (set when it is translated).
+    pub mode: crate::translate::ResponseMode,
+    /// Client parameters this provider could not take.
+    pub dropped: Vec<String>,
     pub provider: &'a ArchivedProvider,
     pub model: &'a str,
     pub lease: KeyLease,
@@ -80,12 +84,16 @@ pub struct Committed<'a> {
 pub struct Buffered {
     pub header: ResponseHeader,
     pub body: Bytes,
+    /// Whose wire format the body is in.
+    pub kind: policy::ProviderKind,
 }
 
 pub enum AttemptEnd<'a> {
     Committed(Box<Committed<'a>>),
     Answered(Prepared<'a>, Box<Buffered>),
     Failed(Prepared<'a>, GatewayError),
+    /// The request cannot be expressed for this target's provider.
+    Untranslatable(Prepared<'a>, GatewayError),
 }
 
 impl AttemptEnd<'_> {
@@ -116,7 +124,11 @@ pub async fn execute<'a>(
             let body = read_bounded(&mut response, provider).await?;
             let header = response.header.clone();
             response.release().await;
-            Ok(Err(Buffered { header, body }))
+            Ok(Err(Buffered {
+                header,
+                body,
+                kind: prepared.provider.kind.native(),
+            }))
         }
     })
     .await;

@@ -99,7 +99,10 @@ pub fn plan<'a>(active: &'a ActivePolicy, route: &Route<'a>) -> Plan<'a> {
             return;
         };
         let kind = provider.kind.native();
-        if !matches!(kind, ProviderKind::OpenAi | ProviderKind::OpenAiCompatible) {
+        if !matches!(
+            kind,
+            ProviderKind::OpenAi | ProviderKind::OpenAiCompatible | ProviderKind::Anthropic
+        ) {
             plan.unsupported.get_or_insert_with(|| {
                 format!("provider `{}` is of kind `{}`, whose translator is not available in this build", provider.name, kind.as_str())
             });
@@ -308,6 +311,8 @@ fn prepare<'a>(
         Ok(lease) => Some(Prepared {
             candidate: ci,
             provider_index: c.provider_index,
+            mode: translate::ResponseMode::PassThrough,
+            dropped: Vec::new(),
             provider: c.provider,
             model: c.model,
             lease,
@@ -333,7 +338,7 @@ fn prepare<'a>(
 }
 
 /// Build the provider request for this attempt and run it.
-async fn launch<'a>(env: &Env<'_, 'a>, deadline: Instant, p: Prepared<'a>) -> AttemptEnd<'a> {
+async fn launch<'a>(env: &Env<'_, 'a>, deadline: Instant, mut p: Prepared<'a>) -> AttemptEnd<'a> {
     let rt = &env.active.providers[p.provider_index];
     let provider = p.provider;
     let Some(peer) = rt.peer.load_full() else {
@@ -350,13 +355,17 @@ async fn launch<'a>(env: &Env<'_, 'a>, deadline: Instant, p: Prepared<'a>) -> At
             },
         );
     };
-    let body = match translate::openai::to_upstream(env.body, env.chat, p.model) {
-        Ok(b) => b,
-        Err(e) => return AttemptEnd::Failed(p, e),
-    };
     let Some(key) = provider.keys.get(p.lease.index) else {
         return AttemptEnd::Failed(p, GatewayError::Internal("key index out of range".into()));
     };
+    // Each attempt is translated for its own target's provider.
+    let outbound =
+        match translate::outbound(provider, key.secret.as_str(), p.model, env.chat, env.body) {
+            Ok(o) => o,
+            Err(e) => return AttemptEnd::Untranslatable(p, e),
+        };
+    p.mode = outbound.response;
+    p.dropped = outbound.dropped;
     let timeouts = &provider.timeouts;
     let first_byte = Duration::from_millis(timeouts.first_byte_ms.to_native())
         .min(deadline.saturating_duration_since(Instant::now()));
@@ -364,11 +373,11 @@ async fn launch<'a>(env: &Env<'_, 'a>, deadline: Instant, p: Prepared<'a>) -> At
         provider: provider.name.as_str(),
         peer,
         authority: &rt.authority,
-        path: format!("{}/chat/completions", provider.path_prefix),
-        api_key: key.secret.as_str(),
+        path: outbound.path,
+        auth: outbound.headers,
         request_id: env.request_id,
         forwarded: env.forwarded,
-        body,
+        body: outbound.body,
     };
     attempt::execute(p, request, first_byte).await
 }
@@ -512,6 +521,14 @@ fn settle<'a>(env: &Env<'_, 'a>, book: &mut Book, end: AttemptEnd<'a>) -> Step<'
                     Step::NextTarget
                 }
             }
+        }
+        AttemptEnd::Untranslatable(p, error) => {
+            // Not the provider's fault: no breaker, no cool-down.
+            env.metrics
+                .record_attempt(p.provider.name.as_str(), "untranslatable");
+            book.tried[p.candidate].push(p.lease.index);
+            book.last = Some(Last::Failed(error));
+            Step::NextTarget
         }
         AttemptEnd::Failed(mut p, error) => {
             env.metrics.record_attempt(

@@ -12,6 +12,14 @@ use std::collections::BTreeMap;
 pub struct ChatRequest<'a> {
     pub model: Cow<'a, str>,
     pub stream: bool,
+    /// `stream_options.include_usage`: send a final usage chunk.
+    pub include_usage: bool,
+}
+
+#[derive(Deserialize, Default)]
+struct StreamOptions {
+    #[serde(default)]
+    include_usage: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -22,6 +30,8 @@ struct Head<'a> {
     stream: Option<bool>,
     #[serde(borrow, default)]
     messages: Option<&'a RawValue>,
+    #[serde(default)]
+    stream_options: Option<StreamOptions>,
 }
 
 pub fn parse_chat(body: &[u8]) -> Result<ChatRequest<'_>, GatewayError> {
@@ -56,6 +66,10 @@ pub fn parse_chat(body: &[u8]) -> Result<ChatRequest<'_>, GatewayError> {
     Ok(ChatRequest {
         model,
         stream: head.stream.unwrap_or(false),
+        include_usage: head
+            .stream_options
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false),
     })
 }
 

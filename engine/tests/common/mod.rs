@@ -62,11 +62,11 @@ providers:
     timeouts: {{connect_ms: 500, first_byte_ms: 2000}}
     keys:
       - key: sk-nowhere
-  claude:
-    kind: anthropic
+  gem:
+    kind: gemini
     base_url: http://127.0.0.1:9
     keys:
-      - key: sk-claude
+      - key: sk-gem
 models:
   fast:
     targets:
@@ -76,10 +76,10 @@ models:
     targets:
       - provider: nowhere
         model: gpt-4o-mini
-  sonnet:
+  flash:
     targets:
-      - provider: claude
-        model: claude-sonnet-4-5
+      - provider: gem
+        model: gemini-2.5-flash
 {models}client_keys:
   - name: e2e
     key: {CLIENT_KEY}

@@ -1,6 +1,5 @@
-//! A fast, honest stand-in for an OpenAI-style provider.
-//!
-//! Speaks `POST …/chat/completions` (JSON and SSE), `GET …/models`, and has
+//! A fast, honest stand-in for providers: OpenAI-style `POST …/chat/completions`
+//! and Anthropic `POST …/v1/messages` (JSON and SSE each), `GET …/models`, and has
 //! inspection endpoints under `/_mock/`. Replies are deterministic: the
 //! assistant echoes the last user message (or emits `reply_tokens` filler
 //! tokens), one whitespace-separated word per token, so tests can assert on
@@ -8,6 +7,7 @@
 //! headers (see [`faults`]), from faults bound to the request's upstream
 //! key, from the scripted [`schedule`], or from the config's defaults.
 
+pub mod anthropic;
 pub mod faults;
 pub mod openai;
 mod record;

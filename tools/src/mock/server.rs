@@ -1,5 +1,6 @@
 //! The mock's HTTP server (hyper, HTTP/1.1 keep-alive).
 
+use super::anthropic;
 use super::openai::{self, ApiError};
 use super::schedule::Schedule;
 use super::{Faults, MockConfig, RecordedRequest, Recorder};
@@ -191,6 +192,11 @@ async fn handle(
         _ => {}
     }
     record(&state, &parts, &body);
+    let api = if path.ends_with("/messages") {
+        Api::Anthropic
+    } else {
+        Api::OpenAi
+    };
     let faults = state.faults_for(&parts.headers);
     if faults.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
@@ -201,11 +207,14 @@ async fn handle(
             "injected drop",
         ));
     }
-    if let Err(e) = check_key(&state.cfg, &parts.headers) {
+    if let Err(e) = check_key(&state.cfg, &parts.headers, api) {
         return Ok(api_error(e, None));
     }
     if let Some(status) = faults.status {
-        let mut e = openai::injected_error(status);
+        let mut e = match api {
+            Api::Anthropic => anthropic::injected_error(status),
+            Api::OpenAi => openai::injected_error(status),
+        };
         if let Some(code) = &faults.error_code {
             e.body["error"]["code"] = code.as_str().into();
             e.body["error"]["type"] = code.as_str().into();
@@ -219,90 +228,152 @@ async fn handle(
         ]});
         return Ok(full(StatusCode::OK, "application/json", models.to_string()));
     }
-    if parts.method != Method::POST || !path.ends_with("/chat/completions") {
-        let e = openai::error(
-            404,
-            &format!("Invalid URL ({} {path})", parts.method),
-            "invalid_request_error",
-            None,
-            None,
-        );
-        return Ok(api_error(e, None));
-    }
     let n = state.next_id.fetch_add(1, Ordering::Relaxed);
-    let created = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let reply = match openai::plan(
-        &body,
-        faults.reply_tokens,
-        format!("chatcmpl-mock{n}"),
-        created,
-    ) {
-        Ok(r) => r,
-        Err(e) => return Ok(api_error(e, None)),
-    };
-    let mut resp = if reply.stream {
-        stream_response(&reply, &faults)
-    } else {
-        full(
-            StatusCode::OK,
-            "application/json",
-            openai::completion_body(&reply),
-        )
+    let mut resp = match (&parts.method, api) {
+        (&Method::POST, Api::Anthropic) => match anthropic::plan(
+            &body,
+            &parts.headers,
+            faults.reply_tokens,
+            format!("msg_mock{n}"),
+        ) {
+            Ok(r) if r.stream => stream_response(
+                anthropic::sse_events(&r, faults.tokens_per_chunk),
+                &faults,
+                Some(anthropic::overloaded_event()),
+            ),
+            Ok(r) => full(
+                StatusCode::OK,
+                "application/json",
+                anthropic::message_body(&r),
+            ),
+            Err(e) => return Ok(api_error(e, None)),
+        },
+        (&Method::POST, Api::OpenAi) if path.ends_with("/chat/completions") => {
+            let created = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            match openai::plan(
+                &body,
+                faults.reply_tokens,
+                format!("chatcmpl-mock{n}"),
+                created,
+            ) {
+                Ok(r) if r.stream => stream_response(
+                    openai::sse_events(&r, faults.tokens_per_chunk),
+                    &faults,
+                    None,
+                ),
+                Ok(r) => full(
+                    StatusCode::OK,
+                    "application/json",
+                    openai::completion_body(&r),
+                ),
+                Err(e) => return Ok(api_error(e, None)),
+            }
+        }
+        _ => {
+            let e = openai::error(
+                404,
+                &format!("Invalid URL ({} {path})", parts.method),
+                "invalid_request_error",
+                None,
+                None,
+            );
+            return Ok(api_error(e, None));
+        }
     };
     let h = resp.headers_mut();
     h.insert("x-request-id", header_value(&format!("req_mock{n}")));
-    h.insert(
-        "openai-processing-ms",
-        header_value(&faults.latency_ms.to_string()),
-    );
-    h.insert("x-ratelimit-limit-requests", header_value("10000"));
-    h.insert("x-ratelimit-remaining-requests", header_value("9999"));
-    h.insert("x-ratelimit-reset-requests", header_value("6ms"));
+    match api {
+        Api::OpenAi => {
+            h.insert(
+                "openai-processing-ms",
+                header_value(&faults.latency_ms.to_string()),
+            );
+            h.insert("x-ratelimit-limit-requests", header_value("10000"));
+            h.insert("x-ratelimit-remaining-requests", header_value("9999"));
+            h.insert("x-ratelimit-reset-requests", header_value("6ms"));
+        }
+        Api::Anthropic => {
+            h.insert("anthropic-ratelimit-requests-limit", header_value("4000"));
+            h.insert(
+                "anthropic-ratelimit-requests-remaining",
+                header_value("3999"),
+            );
+        }
+    }
     Ok(resp)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Api {
+    OpenAi,
+    Anthropic,
 }
 
 fn header_value(s: &str) -> http::HeaderValue {
     http::HeaderValue::from_str(s).unwrap_or_else(|_| http::HeaderValue::from_static(""))
 }
 
-fn check_key(cfg: &MockConfig, headers: &http::HeaderMap) -> Result<(), ApiError> {
-    match (bearer(headers), &cfg.expect_key) {
-        (None, _) => Err(openai::error(401, "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).", "invalid_request_error", None, None)),
-        (Some(k), Some(expected)) if k != expected => Err(openai::injected_error(401)),
+fn check_key(cfg: &MockConfig, headers: &http::HeaderMap, api: Api) -> Result<(), ApiError> {
+    let presented = match api {
+        Api::OpenAi => bearer(headers),
+        Api::Anthropic => headers.get("x-api-key").and_then(|v| v.to_str().ok()),
+    };
+    match (presented, &cfg.expect_key, api) {
+        (None, _, Api::Anthropic) => Err(anthropic::error(401, "authentication_error", "x-api-key header is required")),
+        (None, _, Api::OpenAi) => Err(openai::error(401, "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).", "invalid_request_error", None, None)),
+        (Some(k), Some(expected), _) if k != expected => Err(match api {
+            Api::Anthropic => anthropic::injected_error(401),
+            Api::OpenAi => openai::injected_error(401),
+        }),
         _ => Ok(()),
     }
 }
 
-fn stream_response(reply: &openai::Reply, faults: &Faults) -> Response<Body> {
-    let events = openai::sse_events(reply, faults.tokens_per_chunk);
+/// An event stream, whole when nothing is to be injected, else paced, cut
+/// (`drop_after_chunks`: a reset, or the API's in-stream error event when
+/// it has one and `error_code` is `stream-error`).
+fn stream_response(
+    events: Vec<Vec<u8>>,
+    faults: &Faults,
+    error_event: Option<Vec<u8>>,
+) -> Response<Body> {
     let delay = Duration::from_millis(faults.chunk_delay_ms);
     let drop_after = faults.drop_after_chunks;
+    let in_band = (faults.error_code.as_deref() == Some("stream-error"))
+        .then_some(error_event)
+        .flatten();
     let body: Body = if delay.is_zero() && drop_after.is_none() {
         Full::new(Bytes::from(events.concat()))
             .map_err(|e| match e {})
             .boxed()
     } else {
         let s = stream::unfold(
-            (events.into_iter(), 0usize, false),
-            move |(mut it, sent, done)| async move {
+            (events.into_iter(), 0usize, false, in_band),
+            move |(mut it, sent, done, in_band)| async move {
                 if done {
                     return None;
                 }
                 if drop_after == Some(sent) {
+                    if let Some(ev) = in_band {
+                        return Some((Ok(Frame::data(Bytes::from(ev))), (it, sent, true, None)));
+                    }
                     let err = std::io::Error::new(
                         std::io::ErrorKind::ConnectionReset,
                         "injected mid-stream drop",
                     );
-                    return Some((Err(err), (it, sent, true)));
+                    return Some((Err(err), (it, sent, true, None)));
                 }
                 let event = it.next()?;
                 if sent > 0 && !delay.is_zero() {
                     tokio::time::sleep(delay).await;
                 }
-                Some((Ok(Frame::data(Bytes::from(event))), (it, sent + 1, false)))
+                Some((
+                    Ok(Frame::data(Bytes::from(event))),
+                    (it, sent + 1, false, in_band),
+                ))
             },
         );
         StreamBody::new(s).boxed()

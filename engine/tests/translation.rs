@@ -1,0 +1,262 @@
+//! OpenAI-format clients in front of an Anthropic-format provider (the mock
+//! speaking Anthropic's wire format), end to end over real sockets.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use tools::mock::{MockConfig, MockServer};
+
+const UPSTREAM: &str = "sk-ant-upstream-secret";
+
+fn policy(anthropic: &MockServer, openai_first: Option<&MockServer>) -> String {
+    let (extra_provider, targets) = match openai_first {
+        Some(o) => (
+            format!("  oai:\n    kind: openai\n    base_url: {}\n    keys: [{{key: sk-oai}}]\n", o.base_url()),
+            "      - {provider: oai, model: gpt-4o-mini}\n      - {provider: ant, model: claude-sonnet-4-5}\n",
+        ),
+        None => (String::new(), "      - {provider: ant, model: claude-sonnet-4-5}\n"),
+    };
+    format!(
+        "version: 1\nproviders:\n  ant:\n    kind: anthropic\n    base_url: http://{}\n    keys: [{{key: {UPSTREAM}}}]\n{extra_provider}models:\n  claude:\n    targets:\n{targets}client_keys:\n  - name: t\n    key: {CLIENT_KEY}\n",
+        anthropic.addr
+    )
+}
+
+fn setup() -> (MockServer, Gateway) {
+    let m = MockServer::start(MockConfig::default()).unwrap();
+    let gw = Gateway::start(policy(&m, None).as_bytes(), "p.yaml");
+    (m, gw)
+}
+
+const TOOL: &str = r#"{"type":"function","function":{"name":"lookup","description":"Look it up","parameters":{"type":"object","properties":{"q":{"type":"string"}}}}}"#;
+
+#[test]
+fn a_chat_completion_is_served_by_anthropic_in_openai_shape() {
+    let (m, gw) = setup();
+    let r = gw.chat(r#"{"model":"claude","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hello claude"}],"seed":3}"#, &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let b = r.json();
+    assert_eq!(b["object"], "chat.completion");
+    assert_eq!(
+        b["choices"][0]["message"]["content"],
+        "Mock reply: hello claude"
+    );
+    assert_eq!(b["choices"][0]["finish_reason"], "stop");
+    assert_eq!(b["usage"]["prompt_tokens"], 2 + 4 + 2);
+    assert_eq!(b["usage"]["completion_tokens"], 4);
+    assert_eq!(b["usage"]["total_tokens"], 12);
+    assert_eq!(r.header("x-switchyard-dropped-params"), Some("seed"));
+    assert_eq!(
+        r.header("anthropic-ratelimit-requests-remaining"),
+        Some("3999"),
+        "provider rate-limit headers surface"
+    );
+    let seen = &m.requests()[0];
+    assert_eq!(seen.path, "/v1/messages");
+    assert_eq!(seen.header("x-api-key"), Some(UPSTREAM));
+    assert_eq!(seen.header("anthropic-version"), Some("2023-06-01"));
+    assert_eq!(
+        seen.header("authorization"),
+        None,
+        "the client's key never reaches the provider"
+    );
+    assert_eq!(
+        seen.body["system"],
+        json!([{"type": "text", "text": "be brief"}])
+    );
+    assert_eq!(seen.body["model"], "claude-sonnet-4-5");
+    assert_eq!(seen.body["max_tokens"], 4096);
+    assert!(seen.body.get("seed").is_none());
+}
+
+#[test]
+fn a_stream_is_translated_chunk_by_chunk_with_final_usage() {
+    let (_m, gw) = setup();
+    let r = gw.chat(
+        r#"{"model":"claude","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"one two three"}]}"#,
+        &[("x-mock-tokens-per-chunk", "2")],
+    );
+    assert_eq!(r.status, 200);
+    assert!(r
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let text = r.text();
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    let events = sse_payloads(&text);
+    assert_eq!(events[0]["choices"][0]["delta"]["role"], "assistant");
+    let content: String = events
+        .iter()
+        .filter_map(|e| {
+            e.pointer("/choices/0/delta/content")
+                .and_then(Value::as_str)
+        })
+        .collect();
+    assert_eq!(content, "Mock reply: one two three");
+    let usage = &events.last().unwrap()["usage"];
+    assert_eq!(
+        (
+            usage["prompt_tokens"].as_u64(),
+            usage["completion_tokens"].as_u64()
+        ),
+        (Some(7), Some(5))
+    );
+    assert!(events
+        .iter()
+        .all(|e| e["object"] == "chat.completion.chunk"));
+}
+
+#[test]
+fn tool_calls_round_trip_streamed_and_not() {
+    let (m, gw) = setup();
+    let body = format!(
+        r#"{{"model":"claude","tool_choice":"required","tools":[{TOOL}],"messages":[{{"role":"user","content":"find x"}}]}}"#
+    );
+    let r = gw.chat(&body, &[]);
+    let b = r.json();
+    assert_eq!(b["choices"][0]["finish_reason"], "tool_calls");
+    let call = &b["choices"][0]["message"]["tool_calls"][0];
+    assert_eq!(call["function"]["name"], "lookup");
+    assert_eq!(
+        serde_json::from_str::<Value>(call["function"]["arguments"].as_str().unwrap()).unwrap(),
+        json!({"q": "mock"})
+    );
+    assert_eq!(m.requests()[0].body["tool_choice"], json!({"type": "any"}));
+    assert_eq!(
+        m.requests()[0].body["tools"][0]["input_schema"]["properties"]["q"]["type"],
+        "string"
+    );
+
+    // The result goes back as a tool message and becomes a tool_result.
+    let id = call["id"].as_str().unwrap();
+    let follow = format!(
+        r#"{{"model":"claude","stream":true,"tools":[{TOOL}],"messages":[{{"role":"user","content":"find x"}},{{"role":"assistant","content":null,"tool_calls":[{call}]}},{{"role":"tool","tool_call_id":"{id}","content":"found"}}],"tool_choice":{{"type":"function","function":{{"name":"lookup"}}}}}}"#
+    );
+    let r = gw.chat(&follow, &[]);
+    let events = sse_payloads(&r.text());
+    let args: String = events
+        .iter()
+        .filter_map(|e| {
+            e.pointer("/choices/0/delta/tool_calls/0/function/arguments")
+                .and_then(Value::as_str)
+        })
+        .collect();
+    assert_eq!(
+        serde_json::from_str::<Value>(&args).unwrap(),
+        json!({"q": "mock"})
+    );
+    assert_eq!(
+        events
+            .iter()
+            .find_map(|e| e.pointer("/choices/0/delta/tool_calls/0/index"))
+            .unwrap(),
+        0
+    );
+    let sent = &m.requests()[1].body;
+    assert_eq!(
+        sent["messages"][2]["content"][0],
+        json!({"type": "tool_result", "tool_use_id": id, "content": "found"})
+    );
+    assert_eq!(
+        sent["tool_choice"],
+        json!({"type": "tool", "name": "lookup"})
+    );
+}
+
+#[test]
+fn provider_errors_are_normalised_and_keep_the_message() {
+    let (_m, gw) = setup();
+    let r = gw.chat(
+        r#"{"model":"claude","messages":[{"role":"user","content":"x"}]}"#,
+        &[("x-mock-status", "400")],
+    );
+    assert_eq!(r.status, 400);
+    let e = r.json();
+    assert_eq!(e["error"]["type"], "invalid_request_error");
+    assert_eq!(e["error"]["provider"], "anthropic");
+    assert!(e["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Injected invalid request"));
+    let r = gw.chat(
+        r#"{"model":"claude","messages":[{"role":"user","content":"x"}]}"#,
+        &[("x-mock-status", "529")],
+    );
+    assert_eq!(
+        r.status, 503,
+        "529 is not an HTTP status OpenAI clients retry"
+    );
+    assert_eq!(r.json()["error"]["type"], "overloaded_error");
+}
+
+#[test]
+fn an_in_stream_provider_error_ends_the_stream_without_done() {
+    let (_m, gw) = setup();
+    let r = gw.chat(
+        r#"{"model":"claude","stream":true,"messages":[{"role":"user","content":"a b c d e f"}]}"#,
+        &[
+            ("x-mock-drop-after-chunks", "4"),
+            ("x-mock-code", "stream-error"),
+            ("x-mock-chunk-delay-ms", "2"),
+        ],
+    );
+    assert_eq!(r.status, 200);
+    let text = r.text();
+    assert!(!text.contains("[DONE]"), "{text}");
+    let last = sse_payloads(&text).pop().unwrap();
+    assert_eq!(last["error"]["type"], "overloaded_error");
+    assert_eq!(last["error"]["message"], "Overloaded");
+}
+
+#[test]
+fn parameters_anthropic_cannot_take_are_refused_before_any_call() {
+    let (m, gw) = setup();
+    let r = gw.chat(
+        r#"{"model":"claude","temperature":1.7,"messages":[{"role":"user","content":"x"}]}"#,
+        &[],
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    let e = r.json();
+    assert_eq!(e["error"]["code"], "unsupported_parameter");
+    assert_eq!(e["error"]["param"], "temperature");
+    let r = gw.chat(
+        r#"{"model":"claude","messages":[{"role":"tool","tool_call_id":"nope","content":"x"}]}"#,
+        &[],
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("directly preceding"));
+    assert!(m.requests().is_empty());
+}
+
+#[test]
+fn failover_crosses_wire_formats() {
+    let openai = MockServer::start(MockConfig {
+        schedule: vec![tools::mock::schedule::Step::forever(tools::mock::Faults {
+            status: Some(503),
+            ..Default::default()
+        })],
+        ..MockConfig::default()
+    })
+    .unwrap();
+    let anthropic = MockServer::start(MockConfig::default()).unwrap();
+    let gw = Gateway::start(policy(&anthropic, Some(&openai)).as_bytes(), "p.yaml");
+    let r = gw.chat(
+        r#"{"model":"claude","messages":[{"role":"user","content":"hi"}]}"#,
+        &[],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json()["choices"][0]["message"]["content"],
+        "Mock reply: hi"
+    );
+    assert_eq!(openai.requests()[0].body["model"], "gpt-4o-mini");
+    assert_eq!(
+        anthropic.requests()[0].body["model"],
+        "claude-sonnet-4-5",
+        "re-translated for the second target"
+    );
+}
