@@ -53,6 +53,8 @@ def gateway(tmp_path_factory):
             os.environ,
             OPENAI_BASE_URL=f"http://127.0.0.1:{mock_port}/v1",
             OPENAI_API_KEY=UPSTREAM_KEY,
+            ANTHROPIC_BASE_URL=f"http://127.0.0.1:{mock_port}",
+            ANTHROPIC_API_KEY=UPSTREAM_KEY,
             SWITCHYARD_KEY=CLIENT_KEY,
             RUST_LOG="warn",
         )
