@@ -37,6 +37,40 @@ impl ParamTable {
     }
 }
 
+/// The README's parameter matrix: every parameter any table names, and
+/// what each provider kind does with it.
+pub fn matrix_markdown(tables: &[&ParamTable]) -> String {
+    let mut names: Vec<&str> = tables
+        .iter()
+        .flat_map(|t| t.rules.iter().map(|(n, _)| *n))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let mut out = String::from("| parameter | openai, openai_compatible |");
+    for t in tables {
+        out.push_str(&format!(" {} |", t.kind));
+    }
+    out.push_str("\n|---|---|");
+    for _ in tables {
+        out.push_str("---|");
+    }
+    out.push('\n');
+    for name in names {
+        out.push_str(&format!("| `{name}` | passed through |"));
+        for t in tables {
+            let cell = match t.rules.iter().find(|(n, _)| *n == name).map(|(_, r)| *r) {
+                Some(Rule::Map) => "mapped".to_string(),
+                Some(Rule::Drop) => "dropped (reported)".to_string(),
+                Some(Rule::Reject(why)) => format!("rejected: {why}"),
+                None => "rejected: unknown".to_string(),
+            };
+            out.push_str(&format!(" {cell} |"));
+        }
+        out.push('\n');
+    }
+    out
+}
+
 pub fn unsupported(param: &str, kind: &'static str, reason: &str) -> GatewayError {
     GatewayError::UnsupportedParameter {
         param: param.to_string(),
@@ -48,6 +82,18 @@ pub fn unsupported(param: &str, kind: &'static str, reason: &str) -> GatewayErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The README shows exactly what the tables do.
+    #[test]
+    fn readme_parameter_matrix_is_current() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+        let matrix = matrix_markdown(&[&crate::translate::anthropic::request::PARAMS]);
+        assert!(
+            readme.contains(&matrix),
+            "README.md's parameter matrix is out of date; replace it with:\n\n{matrix}"
+        );
+    }
 
     #[test]
     fn maps_drops_and_rejects() {
