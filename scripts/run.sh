@@ -22,14 +22,24 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
+# Providers without a real key are pointed at the built-in mock provider,
+# which speaks both OpenAI's and Anthropic's wire formats.
+mock_addr="${MOCK_LISTEN:-127.0.0.1:4010}"
+mocked=()
 if [ -z "${OPENAI_API_KEY:-}" ]; then
-  mock_addr="${MOCK_LISTEN:-127.0.0.1:4010}"
+  export OPENAI_BASE_URL="http://$mock_addr/v1" OPENAI_API_KEY="mock-upstream-key"
+  mocked+=(gpt-4o-mini)
+fi
+if [ -z "${ANTHROPIC_API_KEY:-}" ]; then
+  export ANTHROPIC_BASE_URL="http://$mock_addr" ANTHROPIC_API_KEY="mock-upstream-key"
+  mocked+=(claude-sonnet-4-5)
+fi
+if [ ${#mocked[@]} -gt 0 ]; then
   ./target/release/mock-provider --listen "$mock_addr" &
   pids+=($!)
-  export OPENAI_BASE_URL="http://$mock_addr/v1" OPENAI_API_KEY="mock-upstream-key"
-  upstream="the built-in mock provider at $OPENAI_BASE_URL"
+  upstream="the built-in mock provider at http://$mock_addr for ${mocked[*]}"
 else
-  upstream="OpenAI at ${OPENAI_BASE_URL:-https://api.openai.com/v1}"
+  upstream="the real providers"
 fi
 
 ./target/release/policyc check examples/quickstart.yaml
