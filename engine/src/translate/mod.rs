@@ -4,6 +4,7 @@
 //! provider speaks the client's format, bytes pass through untouched.
 
 pub mod anthropic;
+pub mod gemini;
 pub mod openai;
 pub mod params;
 pub mod sse;
@@ -55,6 +56,20 @@ fn header(name: &'static str, value: &str) -> Result<(HeaderName, HeaderValue), 
     Ok((HeaderName::from_static(name), value))
 }
 
+fn mode(stream: bool, kind: ProviderKind) -> ResponseMode {
+    if stream {
+        ResponseMode::Stream(kind)
+    } else {
+        ResponseMode::Json(kind)
+    }
+}
+
+fn encode(v: &Value) -> Result<Bytes, GatewayError> {
+    serde_json::to_vec(v)
+        .map(Bytes::from)
+        .map_err(|e| GatewayError::Internal(e.to_string()))
+}
+
 /// Build the request one attempt sends to `provider` for `model`.
 pub fn outbound(
     provider: &ArchivedProvider,
@@ -73,31 +88,32 @@ pub fn outbound(
             dropped: Vec::new(),
         }),
         ProviderKind::Anthropic => {
-            let fields = parse_object(body)?;
-            let (translated, dropped) = anthropic::request::from_openai(&fields, model)?;
-            let body = serde_json::to_vec(&translated)
-                .map_err(|e| GatewayError::Internal(e.to_string()))?;
+            let (translated, dropped) =
+                anthropic::request::from_openai(&parse_object(body)?, model)?;
             Ok(Outbound {
                 path: format!("{prefix}/v1/messages"),
                 headers: vec![
                     header("x-api-key", api_key)?,
                     header("anthropic-version", anthropic::API_VERSION)?,
                 ],
-                body: Bytes::from(body),
-                response: if req.stream {
-                    ResponseMode::Stream(ProviderKind::Anthropic)
-                } else {
-                    ResponseMode::Json(ProviderKind::Anthropic)
-                },
+                body: encode(&translated)?,
+                response: mode(req.stream, ProviderKind::Anthropic),
                 dropped,
             })
         }
-        kind @ (ProviderKind::Gemini | ProviderKind::Cohere) => {
-            Err(GatewayError::NotImplemented(format!(
-                "provider kind `{}` has no translator in this build yet",
-                kind.as_str()
-            )))
+        ProviderKind::Gemini => {
+            let (translated, dropped) = gemini::request::from_openai(&parse_object(body)?)?;
+            Ok(Outbound {
+                path: gemini::request::path(prefix, model, req.stream),
+                headers: vec![header("x-goog-api-key", api_key)?],
+                body: encode(&translated)?,
+                response: mode(req.stream, ProviderKind::Gemini),
+                dropped,
+            })
         }
+        ProviderKind::Cohere => Err(GatewayError::NotImplemented(
+            "provider kind `cohere` has no translator in this build yet".into(),
+        )),
     }
 }
 
@@ -114,9 +130,12 @@ pub fn response_json(
 ) -> Result<Vec<u8>, GatewayError> {
     let v = match kind {
         ProviderKind::Anthropic => anthropic::response::to_openai(body, created)?,
-        _ => return Ok(body.to_vec()),
+        ProviderKind::Gemini => gemini::response::to_openai(body, created)?,
+        ProviderKind::OpenAi | ProviderKind::OpenAiCompatible | ProviderKind::Cohere => {
+            return Ok(body.to_vec())
+        }
     };
-    serde_json::to_vec(&v).map_err(|e| GatewayError::Internal(e.to_string()))
+    Ok(encode(&v)?.to_vec())
 }
 
 /// A translator for a provider's event stream.
@@ -130,7 +149,11 @@ pub fn stream_translator(
             include_usage,
             created,
         ))),
-        _ => None,
+        ProviderKind::Gemini => Some(Box::new(gemini::stream::GeminiToOpenAi::new(
+            include_usage,
+            created,
+        ))),
+        ProviderKind::OpenAi | ProviderKind::OpenAiCompatible | ProviderKind::Cohere => None,
     }
 }
 
@@ -139,20 +162,24 @@ pub fn stream_translator(
 /// nearest standard one (Anthropic's 529 → 503, which SDKs retry).
 pub fn error_response(kind: ProviderKind, status: u16, body: &[u8]) -> (u16, Vec<u8>) {
     let status = if status == 529 { 503 } else { status };
-    match kind {
-        ProviderKind::Anthropic => {
-            let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-            let e = v
-                .get("error")
-                .cloned()
-                .unwrap_or_else(|| serde_json::json!({"message": String::from_utf8_lossy(body)}));
-            (
-                status,
-                anthropic::response::openai_error(&e)
-                    .to_string()
-                    .into_bytes(),
-            )
+    let parsed: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    // Gemini without alt=sse wraps errors in an array.
+    let parsed = match parsed {
+        Value::Array(mut a) if !a.is_empty() => a.swap_remove(0),
+        other => other,
+    };
+    let error = || {
+        parsed
+            .get("error")
+            .cloned()
+            .unwrap_or_else(|| serde_json::json!({"message": String::from_utf8_lossy(body)}))
+    };
+    let v = match kind {
+        ProviderKind::Anthropic => anthropic::response::openai_error(&error()),
+        ProviderKind::Gemini => gemini::response::openai_error(&error()),
+        ProviderKind::OpenAi | ProviderKind::OpenAiCompatible | ProviderKind::Cohere => {
+            return (status, body.to_vec())
         }
-        _ => (status, body.to_vec()),
-    }
+    };
+    (status, v.to_string().into_bytes())
 }
