@@ -23,7 +23,7 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
 # Providers without a real key are pointed at the built-in mock provider,
-# which speaks both OpenAI's and Anthropic's wire formats.
+# which speaks OpenAI's, Anthropic's and Gemini's wire formats.
 mock_addr="${MOCK_LISTEN:-127.0.0.1:4010}"
 mocked=()
 if [ -z "${OPENAI_API_KEY:-}" ]; then
@@ -33,6 +33,10 @@ fi
 if [ -z "${ANTHROPIC_API_KEY:-}" ]; then
   export ANTHROPIC_BASE_URL="http://$mock_addr" ANTHROPIC_API_KEY="mock-upstream-key"
   mocked+=(claude-sonnet-4-5)
+fi
+if [ -z "${GEMINI_API_KEY:-}" ]; then
+  export GEMINI_BASE_URL="http://$mock_addr" GEMINI_API_KEY="mock-upstream-key"
+  mocked+=(gemini-2.5-flash)
 fi
 if [ ${#mocked[@]} -gt 0 ]; then
   ./target/release/mock-provider --listen "$mock_addr" &

@@ -260,3 +260,129 @@ fn failover_crosses_wire_formats() {
         "re-translated for the second target"
     );
 }
+
+fn gemini_setup() -> (MockServer, Gateway) {
+    let m = MockServer::start(MockConfig::default()).unwrap();
+    let policy = format!(
+        "version: 1\nproviders:\n  gem:\n    kind: gemini\n    base_url: http://{}\n    keys: [{{key: sk-gem-secret}}]\nmodels:\n  flash:\n    targets: [{{provider: gem, model: gemini-2.5-flash}}]\nclient_keys:\n  - name: t\n    key: {CLIENT_KEY}\n",
+        m.addr
+    );
+    let gw = Gateway::start(policy.as_bytes(), "p.yaml");
+    (m, gw)
+}
+
+#[test]
+fn gemini_serves_chat_completions_and_streams() {
+    let (m, gw) = gemini_setup();
+    let r = gw.chat(r#"{"model":"flash","max_tokens":50,"messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hello gemini"}]}"#, &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let b = r.json();
+    assert_eq!(
+        b["choices"][0]["message"]["content"],
+        "Mock reply: hello gemini"
+    );
+    assert_eq!(b["choices"][0]["finish_reason"], "stop");
+    assert_eq!(
+        (
+            b["usage"]["prompt_tokens"].as_u64(),
+            b["usage"]["completion_tokens"].as_u64()
+        ),
+        (Some(2 + 4 + 2), Some(4))
+    );
+    let seen = &m.requests()[0];
+    assert_eq!(seen.path, "/v1beta/models/gemini-2.5-flash:generateContent");
+    assert_eq!(seen.header("x-goog-api-key"), Some("sk-gem-secret"));
+    assert_eq!(seen.header("authorization"), None);
+    assert_eq!(
+        seen.body["systemInstruction"],
+        json!({"parts": [{"text": "be brief"}]})
+    );
+    assert_eq!(seen.body["generationConfig"]["maxOutputTokens"], 50);
+
+    let r = gw.chat(r#"{"model":"flash","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"a b c"}]}"#, &[("x-mock-tokens-per-chunk", "2")]);
+    let text = r.text();
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    let events = sse_payloads(&text);
+    let content: String = events
+        .iter()
+        .filter_map(|e| {
+            e.pointer("/choices/0/delta/content")
+                .and_then(Value::as_str)
+        })
+        .collect();
+    assert_eq!(content, "Mock reply: a b c");
+    assert_eq!(
+        events.last().unwrap()["usage"]["completion_tokens"],
+        5,
+        "the last snapshot, not a sum"
+    );
+    assert_eq!(
+        m.requests()[1].path,
+        "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
+    );
+}
+
+#[test]
+fn gemini_tool_calls_get_ids_and_results_go_back_by_name() {
+    let (m, gw) = gemini_setup();
+    let body = format!(
+        r#"{{"model":"flash","tool_choice":"required","tools":[{TOOL}],"messages":[{{"role":"user","content":"find x"}}]}}"#
+    );
+    let b = gw.chat(&body, &[]).json();
+    assert_eq!(
+        b["choices"][0]["finish_reason"], "tool_calls",
+        "Gemini says STOP"
+    );
+    let call = b["choices"][0]["message"]["tool_calls"][0].clone();
+    let id = call["id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("call_"));
+    let follow = format!(
+        r#"{{"model":"flash","tools":[{TOOL}],"messages":[{{"role":"user","content":"find x"}},{{"role":"assistant","content":null,"tool_calls":[{call}]}},{{"role":"tool","tool_call_id":"{id}","content":"found it"}}]}}"#
+    );
+    assert_eq!(gw.chat(&follow, &[]).status, 200);
+    let sent = &m.requests()[1].body;
+    assert_eq!(sent["contents"][1]["role"], "model");
+    assert_eq!(
+        sent["contents"][2]["parts"][0]["functionResponse"],
+        json!({"id": id, "name": "lookup", "response": {"result": "found it"}})
+    );
+}
+
+#[test]
+fn gemini_errors_are_normalised_in_and_out_of_streams() {
+    let (_m, gw) = gemini_setup();
+    let r = gw.chat(
+        r#"{"model":"flash","messages":[{"role":"user","content":"x"}]}"#,
+        &[("x-mock-status", "400")],
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["code"], "INVALID_ARGUMENT");
+    assert_eq!(r.json()["error"]["provider"], "gemini");
+    let r = gw.chat(
+        r#"{"model":"flash","stream":true,"messages":[{"role":"user","content":"a b c d e f"}]}"#,
+        &[
+            ("x-mock-drop-after-chunks", "2"),
+            ("x-mock-code", "stream-error"),
+            ("x-mock-chunk-delay-ms", "2"),
+        ],
+    );
+    let text = r.text();
+    assert!(!text.contains("[DONE]"), "{text}");
+    assert_eq!(
+        sse_payloads(&text).pop().unwrap()["error"]["code"],
+        "UNAVAILABLE"
+    );
+    // A 429 with RetryInfo cools the only key down for the hinted second.
+    let r = gw.chat(
+        r#"{"model":"flash","messages":[{"role":"user","content":"x"}]}"#,
+        &[("x-mock-status", "429")],
+    );
+    assert_eq!(r.status, 429);
+    assert_eq!(r.json()["error"]["code"], "RESOURCE_EXHAUSTED");
+    let r = gw.chat(
+        r#"{"model":"flash","messages":[{"role":"user","content":"x"}]}"#,
+        &[],
+    );
+    assert_eq!(r.json()["error"]["code"], "upstream_keys_cooling_down");
+    assert_eq!(r.header("retry-after"), Some("1"));
+}

@@ -55,6 +55,8 @@ def gateway(tmp_path_factory):
             OPENAI_API_KEY=UPSTREAM_KEY,
             ANTHROPIC_BASE_URL=f"http://127.0.0.1:{mock_port}",
             ANTHROPIC_API_KEY=UPSTREAM_KEY,
+            GEMINI_BASE_URL=f"http://127.0.0.1:{mock_port}",
+            GEMINI_API_KEY=UPSTREAM_KEY,
             SWITCHYARD_KEY=CLIENT_KEY,
             RUST_LOG="warn",
         )

@@ -37,7 +37,7 @@ pub use attempt::Committed;
 use attempt::{AttemptEnd, Buffered, Prepared, TargetPermit};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
-use policy::{ArchivedProvider, ProviderKind};
+use policy::ArchivedProvider;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -99,10 +99,7 @@ pub fn plan<'a>(active: &'a ActivePolicy, route: &Route<'a>) -> Plan<'a> {
             return;
         };
         let kind = provider.kind.native();
-        if !matches!(
-            kind,
-            ProviderKind::OpenAi | ProviderKind::OpenAiCompatible | ProviderKind::Anthropic
-        ) {
+        if !translate::has_translator(kind) {
             plan.unsupported.get_or_insert_with(|| {
                 format!("provider `{}` is of kind `{}`, whose translator is not available in this build", provider.name, kind.as_str())
             });
@@ -211,7 +208,7 @@ pub async fn run<'c, 'a>(env: &Env<'c, 'a>, plan: &Plan<'a>) -> (Delivery<'a>, u
     if n == 0 {
         let e = match &plan.unsupported {
             Some(why) => GatewayError::NotImplemented(format!(
-                "{why}; route this model to an OpenAI or OpenAI-compatible provider"
+                "{why}; route this model to a provider of another kind"
             )),
             None => GatewayError::UpstreamUnavailable {
                 reason: "the model has no usable target".into(),

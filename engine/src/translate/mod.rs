@@ -70,6 +70,11 @@ fn encode(v: &Value) -> Result<Bytes, GatewayError> {
         .map_err(|e| GatewayError::Internal(e.to_string()))
 }
 
+/// Whether requests can be translated for this provider kind.
+pub fn has_translator(kind: ProviderKind) -> bool {
+    kind != ProviderKind::Cohere
+}
+
 /// Build the request one attempt sends to `provider` for `model`.
 pub fn outbound(
     provider: &ArchivedProvider,

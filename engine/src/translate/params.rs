@@ -88,7 +88,10 @@ mod tests {
     fn readme_parameter_matrix_is_current() {
         let readme =
             std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
-        let matrix = matrix_markdown(&[&crate::translate::anthropic::request::PARAMS]);
+        let matrix = matrix_markdown(&[
+            &crate::translate::anthropic::request::PARAMS,
+            &crate::translate::gemini::request::PARAMS,
+        ]);
         assert!(
             readme.contains(&matrix),
             "README.md's parameter matrix is out of date; replace it with:\n\n{matrix}"

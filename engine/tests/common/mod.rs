@@ -62,11 +62,11 @@ providers:
     timeouts: {{connect_ms: 500, first_byte_ms: 2000}}
     keys:
       - key: sk-nowhere
-  gem:
-    kind: gemini
+  co:
+    kind: cohere
     base_url: http://127.0.0.1:9
     keys:
-      - key: sk-gem
+      - key: sk-co
 models:
   fast:
     targets:
@@ -76,10 +76,10 @@ models:
     targets:
       - provider: nowhere
         model: gpt-4o-mini
-  flash:
+  command:
     targets:
-      - provider: gem
-        model: gemini-2.5-flash
+      - provider: co
+        model: command-r
 {models}client_keys:
   - name: e2e
     key: {CLIENT_KEY}

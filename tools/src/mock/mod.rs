@@ -1,5 +1,6 @@
 //! A fast, honest stand-in for providers: OpenAI-style `POST …/chat/completions`
-//! and Anthropic `POST …/v1/messages` (JSON and SSE each), `GET …/models`, and has
+//! Anthropic `POST …/v1/messages` and Gemini `…/models/<m>:generateContent` /
+//! `:streamGenerateContent?alt=sse` (JSON and SSE each), `GET …/models`, and has
 //! inspection endpoints under `/_mock/`. Replies are deterministic: the
 //! assistant echoes the last user message (or emits `reply_tokens` filler
 //! tokens), one whitespace-separated word per token, so tests can assert on
@@ -9,6 +10,7 @@
 
 pub mod anthropic;
 pub mod faults;
+pub mod gemini;
 pub mod openai;
 mod record;
 pub mod schedule;

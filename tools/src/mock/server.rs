@@ -1,8 +1,8 @@
 //! The mock's HTTP server (hyper, HTTP/1.1 keep-alive).
 
-use super::anthropic;
 use super::openai::{self, ApiError};
 use super::schedule::Schedule;
+use super::{anthropic, gemini};
 use super::{Faults, MockConfig, RecordedRequest, Recorder};
 use bytes::Bytes;
 use futures_util::stream;
@@ -194,6 +194,8 @@ async fn handle(
     record(&state, &parts, &body);
     let api = if path.ends_with("/messages") {
         Api::Anthropic
+    } else if path.contains(":generateContent") || path.contains(":streamGenerateContent") {
+        Api::Gemini
     } else {
         Api::OpenAi
     };
@@ -213,6 +215,7 @@ async fn handle(
     if let Some(status) = faults.status {
         let mut e = match api {
             Api::Anthropic => anthropic::injected_error(status),
+            Api::Gemini => gemini::injected_error(status),
             Api::OpenAi => openai::injected_error(status),
         };
         if let Some(code) = &faults.error_code {
@@ -248,6 +251,21 @@ async fn handle(
             ),
             Err(e) => return Ok(api_error(e, None)),
         },
+        (&Method::POST, Api::Gemini) => {
+            match gemini::plan(&path, &body, faults.reply_tokens, format!("mockresp{n}")) {
+                Ok(r) if path.contains(":streamGenerateContent") => stream_response(
+                    gemini::sse_events(&r, faults.tokens_per_chunk),
+                    &faults,
+                    Some(gemini::stream_error_event()),
+                ),
+                Ok(r) => full(
+                    StatusCode::OK,
+                    "application/json",
+                    gemini::response_body(&r),
+                ),
+                Err(e) => return Ok(api_error(e, None)),
+            }
+        }
         (&Method::POST, Api::OpenAi) if path.ends_with("/chat/completions") => {
             let created = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -302,6 +320,8 @@ async fn handle(
                 header_value("3999"),
             );
         }
+        // Gemini sends no rate-limit headers.
+        Api::Gemini => {}
     }
     Ok(resp)
 }
@@ -310,6 +330,7 @@ async fn handle(
 enum Api {
     OpenAi,
     Anthropic,
+    Gemini,
 }
 
 fn header_value(s: &str) -> http::HeaderValue {
@@ -320,12 +341,16 @@ fn check_key(cfg: &MockConfig, headers: &http::HeaderMap, api: Api) -> Result<()
     let presented = match api {
         Api::OpenAi => bearer(headers),
         Api::Anthropic => headers.get("x-api-key").and_then(|v| v.to_str().ok()),
+        Api::Gemini => headers.get("x-goog-api-key").and_then(|v| v.to_str().ok()),
     };
     match (presented, &cfg.expect_key, api) {
         (None, _, Api::Anthropic) => Err(anthropic::error(401, "authentication_error", "x-api-key header is required")),
+        (None, _, Api::Gemini) => Err(gemini::error(401, "UNAUTHENTICATED", "Method doesn't allow unregistered callers. Please use an API key.")),
+        (Some(_), Some(_), Api::Gemini) if presented != cfg.expect_key.as_deref() => Err(gemini::error(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.")),
         (None, _, Api::OpenAi) => Err(openai::error(401, "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).", "invalid_request_error", None, None)),
         (Some(k), Some(expected), _) if k != expected => Err(match api {
             Api::Anthropic => anthropic::injected_error(401),
+            Api::Gemini => gemini::injected_error(401),
             Api::OpenAi => openai::injected_error(401),
         }),
         _ => Ok(()),

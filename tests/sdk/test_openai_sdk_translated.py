@@ -1,5 +1,5 @@
-"""The official OpenAI SDK talking to a model served by an Anthropic-format
-provider (the mock), through the gateway's translation."""
+"""The official OpenAI SDK talking to models served by Anthropic- and
+Gemini-format providers (the mock), through the gateway's translation."""
 import json
 
 import openai
@@ -66,3 +66,21 @@ def test_unsupported_parameter_is_a_clear_400(client):
         )
     assert e.value.code == "unsupported_parameter"
     assert e.value.param == "temperature"
+
+
+@pytest.mark.parametrize("model", ["claude-sonnet-4-5", "gemini-2.5-flash"])
+def test_every_translated_provider_streams_tool_calls_to_the_sdk(client, model):
+    with client.chat.completions.stream(
+        model=model, messages=[{"role": "user", "content": "find it"}], tools=TOOLS, tool_choice="required",
+    ) as stream:
+        for _ in stream:
+            pass
+        final = stream.get_final_completion()
+    assert json.loads(final.choices[0].message.tool_calls[0].function.arguments) == {"q": "mock"}
+    assert final.choices[0].finish_reason == "tool_calls"
+
+
+def test_gemini_alias_answers_with_usage(client):
+    r = client.chat.completions.create(model="gemini-2.5-flash", messages=[{"role": "user", "content": "hello gemini"}])
+    assert r.choices[0].message.content == "Mock reply: hello gemini"
+    assert (r.usage.prompt_tokens, r.usage.completion_tokens) == (6, 4)
