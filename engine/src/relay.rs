@@ -78,6 +78,14 @@ fn client_header(
     Some(resp)
 }
 
+/// Write the response header; false when there is none or the client left.
+async fn send_header(session: &mut ServerSession, header: Option<ResponseHeader>) -> bool {
+    match header {
+        Some(h) => session.write_response_header(Box::new(h)).await.is_ok(),
+        None => false,
+    }
+}
+
 async fn send_whole(
     session: &mut ServerSession,
     header: Option<ResponseHeader>,
@@ -144,21 +152,15 @@ pub async fn stream(
             .and_then(|v| v.trim().parse().ok())
     };
     let status = upstream.status.as_u16();
-    let Some(header) = client_header(
+    let header = client_header(
         upstream,
         status,
         None,
         length,
         request_id,
         &c.prepared.dropped,
-    ) else {
-        return RelayEnd::ClientGone;
-    };
-    if session
-        .write_response_header(Box::new(header))
-        .await
-        .is_err()
-    {
+    );
+    if !send_header(session, header).await {
         return RelayEnd::ClientGone;
     }
     let mut next = c.first.take();
@@ -233,21 +235,15 @@ pub async fn translated_stream(
     deadline: Instant,
 ) -> RelayEnd {
     let status = c.response.header.status.as_u16();
-    let Some(header) = client_header(
+    let header = client_header(
         &c.response.header,
         status,
         Some("text/event-stream; charset=utf-8"),
         None,
         request_id,
         &c.prepared.dropped,
-    ) else {
-        return RelayEnd::ClientGone;
-    };
-    if session
-        .write_response_header(Box::new(header))
-        .await
-        .is_err()
-    {
+    );
+    if !send_header(session, header).await {
         return RelayEnd::ClientGone;
     }
     let mut next = c.first.take();

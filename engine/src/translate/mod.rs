@@ -4,6 +4,7 @@
 //! provider speaks the client's format, bytes pass through untouched.
 
 pub mod anthropic;
+pub mod driver;
 pub mod gemini;
 pub mod openai;
 pub mod params;

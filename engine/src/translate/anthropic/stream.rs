@@ -14,13 +14,12 @@
 //!   event and ends the stream without `[DONE]`.
 
 use super::response::{finish_reason, openai_error, usage};
-use crate::translate::sse::{SseEvent, SseParser};
-use crate::translate::StreamTranslator;
+use crate::translate::driver::{data, error_event, EventHandler, SseDriven};
+use crate::translate::sse::SseEvent;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 
 pub struct AnthropicToOpenAi {
-    parser: SseParser,
     include_usage: bool,
     created: u64,
     id: String,
@@ -34,9 +33,8 @@ pub struct AnthropicToOpenAi {
 }
 
 impl AnthropicToOpenAi {
-    pub fn new(include_usage: bool, created: u64) -> Self {
-        AnthropicToOpenAi {
-            parser: SseParser::default(),
+    pub fn new(include_usage: bool, created: u64) -> SseDriven<Self> {
+        SseDriven::new(AnthropicToOpenAi {
             include_usage,
             created,
             id: String::new(),
@@ -47,7 +45,7 @@ impl AnthropicToOpenAi {
             finished: false,
             failed: false,
             done: false,
-        }
+        })
     }
 
     fn chunk(&self, delta: Value, finish: Option<&str>, out: &mut Vec<u8>) {
@@ -183,63 +181,34 @@ impl AnthropicToOpenAi {
     }
 }
 
-fn data(v: &Value, out: &mut Vec<u8>) {
-    out.extend_from_slice(b"data: ");
-    out.extend_from_slice(v.to_string().as_bytes());
-    out.extend_from_slice(b"\n\n");
-}
-
-impl StreamTranslator for AnthropicToOpenAi {
-    fn push(&mut self, bytes: &[u8]) -> Vec<u8> {
-        let mut events = Vec::new();
-        if let Err(e) = self.parser.feed(bytes, &mut events) {
-            self.failed = true;
-            self.done = true;
-            let mut out = Vec::new();
-            data(
-                &json!({"error": {"message": e, "type": "upstream_error", "param": null, "code": "upstream_invalid_response"}}),
-                &mut out,
-            );
-            return out;
-        }
-        let mut out = Vec::new();
-        for e in events {
-            if self.done {
-                break;
-            }
-            self.event(e, &mut out);
-        }
-        out
+impl EventHandler for AnthropicToOpenAi {
+    fn event(&mut self, e: SseEvent, out: &mut Vec<u8>) {
+        AnthropicToOpenAi::event(self, e, out)
     }
 
-    fn finish(&mut self) -> Vec<u8> {
-        let mut events = Vec::new();
-        self.parser.finish(&mut events);
-        let mut out = Vec::new();
-        for e in events {
-            if !self.done {
-                self.event(e, &mut out);
-            }
-        }
-        if !self.done {
-            // The provider closed the stream without `message_stop`.
-            self.failed = true;
-            self.done = true;
-            let why = if self.finished {
-                "the provider ended the stream without message_stop"
-            } else {
-                "the provider ended the stream early"
-            };
-            data(
-                &json!({"error": {"message": why, "type": "upstream_error", "param": null, "code": "upstream_stream_interrupted"}}),
-                &mut out,
-            );
-        }
-        out
+    fn end(&mut self, out: &mut Vec<u8>) {
+        // The provider closed the stream without `message_stop`.
+        self.failed = true;
+        self.done = true;
+        let why = if self.finished {
+            "the provider ended the stream without message_stop"
+        } else {
+            "the provider ended the stream early"
+        };
+        error_event(why, "upstream_stream_interrupted", out);
+    }
+
+    fn done(&self) -> bool {
+        self.done
     }
 
     fn failed(&self) -> bool {
         self.failed
+    }
+
+    fn fail(&mut self) {
+        self.failed = true;
+        self.done = true;
     }
 
     fn usage(&self) -> Option<Value> {

@@ -5,12 +5,11 @@
 //! stream has no terminator; a clean end after a `finishReason` is success.
 
 use super::response::{finish_reason, read_parts, usage};
-use crate::translate::sse::{SseEvent, SseParser};
-use crate::translate::StreamTranslator;
+use crate::translate::driver::{data, error_event, EventHandler, SseDriven};
+use crate::translate::sse::SseEvent;
 use serde_json::{json, Value};
 
 pub struct GeminiToOpenAi {
-    parser: SseParser,
     include_usage: bool,
     created: u64,
     id: String,
@@ -25,9 +24,8 @@ pub struct GeminiToOpenAi {
 }
 
 impl GeminiToOpenAi {
-    pub fn new(include_usage: bool, created: u64) -> Self {
-        GeminiToOpenAi {
-            parser: SseParser::default(),
+    pub fn new(include_usage: bool, created: u64) -> SseDriven<Self> {
+        SseDriven::new(GeminiToOpenAi {
             include_usage,
             created,
             id: String::new(),
@@ -39,7 +37,7 @@ impl GeminiToOpenAi {
             finished: false,
             failed: false,
             done: false,
-        }
+        })
     }
 
     fn chunk(&self, delta: Value, finish: Option<&str>, out: &mut Vec<u8>) {
@@ -107,68 +105,44 @@ impl GeminiToOpenAi {
     }
 }
 
-fn data(v: &Value, out: &mut Vec<u8>) {
-    out.extend_from_slice(b"data: ");
-    out.extend_from_slice(v.to_string().as_bytes());
-    out.extend_from_slice(b"\n\n");
-}
-
-impl StreamTranslator for GeminiToOpenAi {
-    fn push(&mut self, bytes: &[u8]) -> Vec<u8> {
-        let mut events = Vec::new();
-        let mut out = Vec::new();
-        if let Err(e) = self.parser.feed(bytes, &mut events) {
-            self.failed = true;
-            self.done = true;
-            data(
-                &json!({"error": {"message": e, "type": "upstream_error", "param": null, "code": "upstream_invalid_response"}}),
-                &mut out,
-            );
-            return out;
-        }
-        for e in events {
-            if self.done {
-                break;
-            }
-            self.event(e, &mut out);
-        }
-        out
+impl EventHandler for GeminiToOpenAi {
+    fn event(&mut self, e: SseEvent, out: &mut Vec<u8>) {
+        GeminiToOpenAi::event(self, e, out)
     }
 
-    fn finish(&mut self) -> Vec<u8> {
-        let mut events = Vec::new();
-        self.parser.finish(&mut events);
-        let mut out = Vec::new();
-        for e in events {
-            if !self.done {
-                self.event(e, &mut out);
-            }
-        }
-        if self.done {
-            return out;
-        }
+    /// Gemini has no terminator: a clean end after a finish reason is success.
+    fn end(&mut self, out: &mut Vec<u8>) {
         self.done = true;
         if !self.finished {
             self.failed = true;
-            data(
-                &json!({"error": {"message": "the provider ended the stream before a finish reason", "type": "upstream_error", "param": null, "code": "upstream_stream_interrupted"}}),
-                &mut out,
+            error_event(
+                "the provider ended the stream before a finish reason",
+                "upstream_stream_interrupted",
+                out,
             );
-            return out;
+            return;
         }
         if self.include_usage {
             let c = json!({
                 "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
                 "choices": [], "usage": self.usage.clone().unwrap_or_else(|| usage(&Value::Null)),
             });
-            data(&c, &mut out);
+            data(&c, out);
         }
         out.extend_from_slice(b"data: [DONE]\n\n");
-        out
+    }
+
+    fn done(&self) -> bool {
+        self.done
     }
 
     fn failed(&self) -> bool {
         self.failed
+    }
+
+    fn fail(&mut self) {
+        self.failed = true;
+        self.done = true;
     }
 
     fn usage(&self) -> Option<Value> {

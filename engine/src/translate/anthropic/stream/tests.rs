@@ -1,4 +1,6 @@
 use super::*;
+use crate::translate::sse::SseParser;
+use crate::translate::StreamTranslator;
 
 fn corpus(name: &str) -> Option<Vec<u8>> {
     std::fs::read(format!(
