@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_rustls::TlsAcceptor;
 
 type Body = BoxBody<Bytes, std::io::Error>;
 
@@ -65,23 +66,57 @@ fn bearer(headers: &http::HeaderMap) -> Option<&str> {
 
 /// Accept connections on `listener` until the task is dropped.
 pub async fn serve(listener: tokio::net::TcpListener, cfg: MockConfig) -> std::io::Result<()> {
-    serve_state(listener, State::new(cfg)).await
+    serve_state(listener, State::new(cfg), None).await
 }
 
-async fn serve_state(listener: tokio::net::TcpListener, state: Arc<State>) -> std::io::Result<()> {
+async fn serve_state(
+    listener: tokio::net::TcpListener,
+    state: Arc<State>,
+    tls: Option<TlsAcceptor>,
+) -> std::io::Result<()> {
     loop {
         let (stream, _) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
         let state = state.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req| handle(state.clone(), req));
-            // Connection errors (including our own injected drops) end the
-            // connection; there is no one to report them to.
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
+            // Connection errors (including our own injected drops and failed
+            // handshakes) end the connection; there is no one to report them to.
+            match tls {
+                Some(acceptor) => {
+                    if let Ok(stream) = acceptor.accept(stream).await {
+                        let _ = http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), svc)
+                            .await;
+                    }
+                }
+                None => {
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                }
+            }
         });
     }
+}
+
+/// A TLS acceptor for a PEM certificate chain and private key.
+pub fn tls_acceptor(cert_chain_pem: &str, key_pem: &str) -> std::io::Result<TlsAcceptor> {
+    let bad = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+    let certs =
+        rustls_pemfile::certs(&mut cert_chain_pem.as_bytes()).collect::<Result<Vec<_>, _>>()?;
+    let key = rustls_pemfile::private_key(&mut key_pem.as_bytes())?
+        .ok_or_else(|| bad("no private key in the PEM".into()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| bad(e.to_string()))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
 /// A mock running on its own runtime thread, for tests. Stops on drop.
@@ -95,6 +130,19 @@ pub struct MockServer {
 impl MockServer {
     /// Bind 127.0.0.1 on a free port and serve `cfg` from a background thread.
     pub fn start(cfg: MockConfig) -> std::io::Result<MockServer> {
+        Self::start_with(cfg, None)
+    }
+
+    /// Like [`MockServer::start`], over HTTPS with this certificate chain.
+    pub fn start_tls(
+        cfg: MockConfig,
+        cert_chain_pem: &str,
+        key_pem: &str,
+    ) -> std::io::Result<MockServer> {
+        Self::start_with(cfg, Some(tls_acceptor(cert_chain_pem, key_pem)?))
+    }
+
+    fn start_with(cfg: MockConfig, tls: Option<TlsAcceptor>) -> std::io::Result<MockServer> {
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         std_listener.set_nonblocking(true)?;
         let addr = std_listener.local_addr()?;
@@ -113,7 +161,7 @@ impl MockServer {
                         return;
                     };
                     tokio::select! {
-                        _ = serve_state(listener, thread_state) => {}
+                        _ = serve_state(listener, thread_state, tls) => {}
                         _ = stop_rx => {}
                     }
                 });
