@@ -210,11 +210,11 @@ async fn chat(
                 ResponseMode::PassThrough => {
                     relay::stream(session, &mut committed, rid, idle, deadline).await
                 }
-                ResponseMode::Json(kind) => {
-                    relay::translated_json(session, &mut committed, kind, rid, idle, deadline).await
+                ResponseMode::Json => {
+                    relay::translated_json(session, &mut committed, rid, idle, deadline).await
                 }
-                ResponseMode::Stream(kind) => match translate::stream_translator(
-                    kind,
+                ResponseMode::Stream => match translate::stream_translator(
+                    provider,
                     request.include_usage,
                     relay::unix_now(),
                 ) {

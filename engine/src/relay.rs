@@ -19,7 +19,6 @@ use crate::translate::{self, StreamTranslator};
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::protocols::http::ServerSession;
-use policy::ProviderKind;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -184,7 +183,6 @@ pub async fn stream(
 pub async fn translated_json(
     session: &mut ServerSession,
     c: &mut Committed<'_>,
-    kind: ProviderKind,
     request_id: &str,
     idle: Duration,
     deadline: Instant,
@@ -206,7 +204,7 @@ pub async fn translated_json(
             Err(reason) => return fail_before_headers(session, request_id, reason).await,
         };
     }
-    let json = match translate::response_json(kind, &body, unix_now()) {
+    let json = match translate::response_json(c.prepared.provider, &body, unix_now()) {
         Ok(j) => j,
         Err(e) => {
             respond::error(session, &e, request_id).await;

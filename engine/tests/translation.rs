@@ -386,3 +386,38 @@ fn gemini_errors_are_normalised_in_and_out_of_streams() {
     assert_eq!(r.json()["error"]["code"], "upstream_keys_cooling_down");
     assert_eq!(r.header("retry-after"), Some("1"));
 }
+
+#[test]
+fn openai_compatible_quirks_apply_to_requests_and_answers() {
+    let m = MockServer::start(MockConfig::default()).unwrap();
+    let policy = format!(
+        "version: 1\nproviders:\n  local:\n    kind: openai_compatible\n    base_url: {}\n    compat: {{preset: mistral}}\n    keys: [{{key: sk-local}}]\nmodels:\n  local:\n    targets: [{{provider: local, model: mistral-small}}]\nclient_keys:\n  - name: t\n    key: {CLIENT_KEY}\n",
+        m.base_url()
+    );
+    let gw = Gateway::start(policy.as_bytes(), "p.yaml");
+    let r = gw.chat(r#"{"model":"local","seed":5,"max_completion_tokens":40,"parallel_tool_calls":false,"messages":[{"role":"user","content":"hi"}]}"#, &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json()["choices"][0]["message"]["content"],
+        "Mock reply: hi"
+    );
+    assert_eq!(
+        r.header("x-switchyard-dropped-params"),
+        Some("parallel_tool_calls")
+    );
+    let sent = &m.requests()[0].body;
+    assert_eq!(
+        (sent["random_seed"].as_u64(), sent["max_tokens"].as_u64()),
+        (Some(5), Some(40))
+    );
+    assert!(
+        sent.get("seed").is_none()
+            && sent.get("max_completion_tokens").is_none()
+            && sent.get("parallel_tool_calls").is_none()
+    );
+    let r = gw.chat(
+        r#"{"model":"local","stream":true,"messages":[{"role":"user","content":"a b"}]}"#,
+        &[],
+    );
+    assert!(r.text().trim_end().ends_with("data: [DONE]"));
+}

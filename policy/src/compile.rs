@@ -273,6 +273,7 @@ impl Checker<'_> {
             );
         }
         let breaker = self.breaker(&format!("{at}.breaker"), &p.breaker);
+        let compat = self.compat(&format!("{at}.compat"), p.compat.as_ref(), p.kind);
         Provider {
             kind: match p.kind {
                 ProviderKindSpec::Openai => ProviderKind::OpenAi,
@@ -298,7 +299,80 @@ impl Checker<'_> {
             cross_tier_failover: p.cross_tier_failover,
             default_cooldown_ms: p.default_cooldown_ms,
             breaker,
+            compat,
         }
+    }
+
+    fn compat(&mut self, at: &str, spec: Option<&CompatSpec>, kind: ProviderKindSpec) -> Compat {
+        let Some(spec) = spec else {
+            return Compat::default();
+        };
+        if !matches!(
+            kind,
+            ProviderKindSpec::Openai | ProviderKindSpec::OpenaiCompatible
+        ) {
+            self.error(
+                at,
+                "`compat` applies to `openai` and `openai_compatible` providers only",
+            );
+            return Compat::default();
+        }
+        let mut c = Compat::default();
+        if let Some(name) = &spec.preset {
+            match crate::compat::preset(name) {
+                Some(&(_, max, drop, rename, reasoning, strip)) => {
+                    c.max_tokens_field = max.to_string();
+                    c.drop_params = drop.iter().map(|s| s.to_string()).collect();
+                    c.rename_params = rename
+                        .iter()
+                        .map(|(a, b)| (a.to_string(), b.to_string()))
+                        .collect();
+                    c.reasoning_field = reasoning.to_string();
+                    c.strip_fields = strip.iter().map(|s| s.to_string()).collect();
+                }
+                None => {
+                    let known: Vec<&str> = crate::compat::PRESETS.iter().map(|p| p.0).collect();
+                    self.error(
+                        &format!("{at}.preset"),
+                        format!(
+                            "unknown preset {name:?}: expected one of {}",
+                            known.join(", ")
+                        ),
+                    );
+                }
+            }
+        }
+        if let Some(f) = &spec.max_tokens_field {
+            if !matches!(f.as_str(), "max_tokens" | "max_completion_tokens") {
+                self.error(
+                    &format!("{at}.max_tokens_field"),
+                    "expected `max_tokens` or `max_completion_tokens`",
+                );
+            }
+            c.max_tokens_field = f.clone();
+        }
+        if let Some(d) = &spec.drop_params {
+            c.drop_params = d.clone();
+        }
+        if let Some(r) = &spec.rename_params {
+            c.rename_params = r.iter().map(|(a, b)| (a.clone(), b.clone())).collect();
+        }
+        if let Some(r) = &spec.reasoning_field {
+            c.reasoning_field = r.clone();
+        }
+        if let Some(s) = &spec.strip_fields {
+            c.strip_fields = s.clone();
+        }
+        if ["choices", "model", "id", "object", "usage"]
+            .iter()
+            .any(|f| c.strip_fields.iter().any(|s| s == f))
+        {
+            self.error(
+                &format!("{at}.strip_fields"),
+                "cannot strip a standard field (choices, model, id, object, usage)",
+            );
+        }
+        c
     }
 
     fn breaker(&mut self, at: &str, b: &BreakerSpec) -> Breaker {

@@ -7,6 +7,7 @@
 //! and then serves zero-copy reads of the archived policy.
 #![deny(unsafe_code)]
 
+pub mod compat;
 mod compile;
 mod error;
 pub mod interpolate;

@@ -83,6 +83,33 @@ pub struct Provider {
     pub cross_tier_failover: bool,
     pub default_cooldown_ms: u64,
     pub breaker: Breaker,
+    pub compat: Compat,
+}
+
+/// What the engine changes for an OpenAI-compatible server. All empty:
+/// requests and answers pass through byte for byte.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct Compat {
+    /// Empty: as the client sent it; else `max_tokens` or `max_completion_tokens`.
+    pub max_tokens_field: String,
+    pub drop_params: Vec<String>,
+    /// (client name, server name)
+    pub rename_params: Vec<(String, String)>,
+    /// Empty: none.
+    pub reasoning_field: String,
+    pub strip_fields: Vec<String>,
+}
+
+impl ArchivedCompat {
+    pub fn changes_requests(&self) -> bool {
+        !self.max_tokens_field.is_empty()
+            || !self.drop_params.is_empty()
+            || !self.rename_params.is_empty()
+    }
+
+    pub fn changes_answers(&self) -> bool {
+        !self.reasoning_field.is_empty() || !self.strip_fields.is_empty()
+    }
 }
 
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]

@@ -112,6 +112,32 @@ pub struct ProviderSpec {
     pub default_cooldown_ms: u64,
     #[serde(default)]
     pub breaker: BreakerSpec,
+    /// Quirks of an OpenAI-compatible server.
+    #[serde(default)]
+    pub compat: Option<CompatSpec>,
+}
+
+/// See `compat.rs`: a preset, overridden field by field.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CompatSpec {
+    #[serde(default)]
+    pub preset: Option<String>,
+    /// `max_tokens` or `max_completion_tokens`: the one field the server takes.
+    #[serde(default)]
+    pub max_tokens_field: Option<String>,
+    /// Parameters removed before sending (reported to the client).
+    #[serde(default)]
+    pub drop_params: Option<Vec<String>>,
+    /// Parameters sent under another name.
+    #[serde(default)]
+    pub rename_params: Option<BTreeMap<String, String>>,
+    /// The server's name for reasoning text, answered as `reasoning_content`.
+    #[serde(default)]
+    pub reasoning_field: Option<String>,
+    /// Non-standard answer fields removed (top level and per choice).
+    #[serde(default)]
+    pub strip_fields: Option<Vec<String>>,
 }
 
 fn yes() -> bool {

@@ -4,6 +4,7 @@
 //! provider speaks the client's format, bytes pass through untouched.
 
 pub mod anthropic;
+pub mod compat;
 pub mod driver;
 pub mod gemini;
 pub mod openai;
@@ -34,9 +35,9 @@ pub enum ResponseMode {
     /// Same wire format: relay bytes as they are.
     PassThrough,
     /// A JSON body to translate whole.
-    Json(ProviderKind),
+    Json,
     /// An event stream to translate event by event.
-    Stream(ProviderKind),
+    Stream,
 }
 
 /// Turns a provider's event stream into the client's, chunk by chunk.
@@ -57,11 +58,11 @@ fn header(name: &'static str, value: &str) -> Result<(HeaderName, HeaderValue), 
     Ok((HeaderName::from_static(name), value))
 }
 
-fn mode(stream: bool, kind: ProviderKind) -> ResponseMode {
+fn mode(stream: bool) -> ResponseMode {
     if stream {
-        ResponseMode::Stream(kind)
+        ResponseMode::Stream
     } else {
-        ResponseMode::Json(kind)
+        ResponseMode::Json
     }
 }
 
@@ -86,13 +87,20 @@ pub fn outbound(
 ) -> Result<Outbound, GatewayError> {
     let prefix = provider.path_prefix.as_str();
     match provider.kind.native() {
-        ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => Ok(Outbound {
-            path: format!("{prefix}/chat/completions"),
-            headers: vec![header("authorization", &format!("Bearer {api_key}"))?],
-            body: openai::to_upstream(body, req, model)?,
-            response: ResponseMode::PassThrough,
-            dropped: Vec::new(),
-        }),
+        ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => {
+            let (body, dropped) = compat::request(body, req, model, &provider.compat)?;
+            Ok(Outbound {
+                path: format!("{prefix}/chat/completions"),
+                headers: vec![header("authorization", &format!("Bearer {api_key}"))?],
+                body,
+                response: if provider.compat.changes_answers() {
+                    mode(req.stream)
+                } else {
+                    ResponseMode::PassThrough
+                },
+                dropped,
+            })
+        }
         ProviderKind::Anthropic => {
             let (translated, dropped) =
                 anthropic::request::from_openai(&parse_object(body)?, model)?;
@@ -103,7 +111,7 @@ pub fn outbound(
                     header("anthropic-version", anthropic::API_VERSION)?,
                 ],
                 body: encode(&translated)?,
-                response: mode(req.stream, ProviderKind::Anthropic),
+                response: mode(req.stream),
                 dropped,
             })
         }
@@ -113,7 +121,7 @@ pub fn outbound(
                 path: gemini::request::path(prefix, model, req.stream),
                 headers: vec![header("x-goog-api-key", api_key)?],
                 body: encode(&translated)?,
-                response: mode(req.stream, ProviderKind::Gemini),
+                response: mode(req.stream),
                 dropped,
             })
         }
@@ -130,27 +138,28 @@ fn parse_object(body: &[u8]) -> Result<Map<String, Value>, GatewayError> {
 
 /// Translate a whole (2xx) JSON response into the client's format.
 pub fn response_json(
-    kind: ProviderKind,
+    provider: &ArchivedProvider,
     body: &[u8],
     created: u64,
 ) -> Result<Vec<u8>, GatewayError> {
-    let v = match kind {
+    let v = match provider.kind.native() {
         ProviderKind::Anthropic => anthropic::response::to_openai(body, created)?,
         ProviderKind::Gemini => gemini::response::to_openai(body, created)?,
-        ProviderKind::OpenAi | ProviderKind::OpenAiCompatible | ProviderKind::Cohere => {
-            return Ok(body.to_vec())
+        ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => {
+            return compat::answer(body, &compat::AnswerRules::new(&provider.compat))
         }
+        ProviderKind::Cohere => return Ok(body.to_vec()),
     };
     Ok(encode(&v)?.to_vec())
 }
 
 /// A translator for a provider's event stream.
 pub fn stream_translator(
-    kind: ProviderKind,
+    provider: &ArchivedProvider,
     include_usage: bool,
     created: u64,
 ) -> Option<Box<dyn StreamTranslator>> {
-    match kind {
+    match provider.kind.native() {
         ProviderKind::Anthropic => Some(Box::new(anthropic::stream::AnthropicToOpenAi::new(
             include_usage,
             created,
@@ -159,7 +168,10 @@ pub fn stream_translator(
             include_usage,
             created,
         ))),
-        ProviderKind::OpenAi | ProviderKind::OpenAiCompatible | ProviderKind::Cohere => None,
+        ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => Some(Box::new(
+            compat::CompatStream::new(compat::AnswerRules::new(&provider.compat)),
+        )),
+        ProviderKind::Cohere => None,
     }
 }
 
