@@ -2,6 +2,7 @@
 //! become Messages requests; responses, streams and errors come back in
 //! OpenAI's shapes. Mapping rules: `shared/conformance/README.md`.
 
+pub mod inbound;
 pub mod request;
 pub mod response;
 pub mod stream;
