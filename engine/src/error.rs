@@ -7,7 +7,7 @@
 use http::StatusCode;
 use serde_json::json;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum GatewayError {
     #[error("missing API key: send `Authorization: Bearer <your Switchyard key>`")]
     MissingKey,

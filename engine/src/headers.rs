@@ -21,8 +21,8 @@ fn is_hop_by_hop(name: &str) -> bool {
     )
 }
 
-/// Client request headers forwarded to the provider: `x-*` and a few
-/// content headers. Credentials, cookies, proxy identity and the client's
+/// Client request headers forwarded to the provider: `x-*`,
+/// `anthropic-beta` and a few content headers. Credentials, cookies, proxy identity and the client's
 /// own request id never leave.
 pub fn forward_to_provider(name: &HeaderName) -> bool {
     let n = name.as_str();
@@ -30,7 +30,7 @@ pub fn forward_to_provider(name: &HeaderName) -> bool {
         return false;
     }
     match n {
-        "accept" | "user-agent" => true,
+        "accept" | "user-agent" | "anthropic-beta" => true,
         "x-api-key" | "x-request-id" | "x-real-ip" | "x-goog-api-key" => false,
         _ => n.starts_with("x-") && !n.starts_with("x-forwarded-"),
     }

@@ -20,7 +20,7 @@ use crate::metrics::RequestRecord;
 use crate::relay::{self, RelayEnd};
 use crate::resilience::now_ms;
 use crate::state::ActivePolicy;
-use crate::translate::ResponseMode;
+use crate::translate::{ClientFormat, ResponseMode};
 use crate::{auth, body, headers, request_id, respond, routing, translate};
 use http::Method;
 use pingora::protocols::http::ServerSession;
@@ -59,7 +59,12 @@ pub async fn handle(gw: &Gateway, session: &mut ServerSession) -> bool {
     let method = session.req_header().method.clone();
     let path = session.req_header().uri.path().to_string();
     let served = match (&method, path.as_str()) {
-        (&Method::POST, "/v1/chat/completions") => chat(session, &active, &rid, gw).await,
+        (&Method::POST, "/v1/chat/completions") => {
+            chat(session, &active, &rid, gw, ClientFormat::OpenAi).await
+        }
+        (&Method::POST, "/v1/messages") => {
+            chat(session, &active, &rid, gw, ClientFormat::Anthropic).await
+        }
         (&Method::GET, "/v1/models") => models(session, &active, &rid).await,
         (&Method::GET, "/healthz") => health(session, &active, &rid).await,
         (&Method::GET, "/metrics") => {
@@ -70,19 +75,19 @@ pub async fn handle(gw: &Gateway, session: &mut ServerSession) -> bool {
             respond::text(session, 200, "text/plain; version=0.0.4", text, &rid).await;
             Served::plain("metrics", 200)
         }
-        (_, "/v1/chat/completions" | "/v1/models" | "/healthz" | "/metrics") => {
+        (_, "/v1/chat/completions" | "/v1/messages" | "/v1/models" | "/healthz" | "/metrics") => {
             let e = GatewayError::MethodNotAllowed {
                 method: method.to_string(),
                 path: path.clone(),
             };
-            fail(session, "other", e, &rid).await
+            fail(session, "other", e, &rid, ClientFormat::OpenAi).await
         }
         _ => {
             let e = GatewayError::NotFound {
                 method: method.to_string(),
                 path: path.clone(),
             };
-            fail(session, "other", e, &rid).await
+            fail(session, "other", e, &rid, ClientFormat::OpenAi).await
         }
     };
     let elapsed = started.elapsed();
@@ -118,6 +123,7 @@ async fn fail(
     route: &'static str,
     e: GatewayError,
     rid: &str,
+    client: ClientFormat,
 ) -> Served {
     if matches!(
         e,
@@ -127,7 +133,7 @@ async fn fail(
         // carry another request.
         session.set_keepalive(None);
     }
-    respond::error(session, &e, rid).await;
+    respond::error(session, &e, rid, client).await;
     Served {
         error: Some(e.code()),
         ..Served::plain(route, e.status().as_u16())
@@ -143,32 +149,37 @@ fn presented_key(session: &ServerSession) -> Option<&[u8]> {
     )
 }
 
+/// Chat completions (OpenAI clients) and messages (Anthropic clients).
 async fn chat(
     session: &mut ServerSession,
     active: &ActivePolicy,
     rid: &str,
     gw: &Gateway,
+    client: ClientFormat,
 ) -> Served {
-    const ROUTE: &str = "chat";
+    let route = match client {
+        ClientFormat::OpenAi => "chat",
+        ClientFormat::Anthropic => "messages",
+    };
     let policy = active.snapshot.policy();
     // 1. auth
     let key = match auth::authenticate(policy, presented_key(session)) {
         Ok(k) => k,
-        Err(e) => return fail(session, ROUTE, e, rid).await,
+        Err(e) => return fail(session, route, e, rid, client).await,
     };
     // 3. body
     let body = match body::read(session, policy.listener.max_body_bytes.to_native()).await {
         Ok(b) => b,
-        Err(e) => return fail(session, ROUTE, e, rid).await,
+        Err(e) => return fail(session, route, e, rid, client).await,
     };
     let request = match translate::openai::parse_chat(&body) {
         Ok(r) => r,
-        Err(e) => return fail(session, ROUTE, e, rid).await,
+        Err(e) => return fail(session, route, e, rid, client).await,
     };
     // 5. route
-    let route = match routing::resolve(policy, key, &request.model) {
+    let target = match routing::resolve(policy, key, &request.model) {
         Ok(r) => r,
-        Err(e) => return fail(session, ROUTE, e, rid).await,
+        Err(e) => return fail(session, route, e, rid, client).await,
     };
     // 6–7. translate, attempt, fail over
     let forwarded: Vec<_> = session
@@ -178,11 +189,11 @@ async fn chat(
         .filter(|(name, _)| headers::forward_to_provider(name))
         .map(|(n, v)| (n.clone(), v.clone()))
         .collect();
-    let plan = failover::plan(active, &route);
+    let plan = failover::plan(active, &target);
+    let client_request = translate::ClientRequest::new(client, &body, &request);
     let env = failover::Env {
         active,
-        body: &body,
-        chat: &request,
+        request: &client_request,
         request_id: rid,
         forwarded: &forwarded,
         metrics: &gw.metrics,
@@ -190,14 +201,14 @@ async fn chat(
     let (delivery, attempts) = failover::run(&env, &plan).await;
     let model = request.model.to_string();
     let served = |provider: &str, status: u16, error: Option<&'static str>| Served {
-        route: ROUTE,
+        route,
         status,
         model: model.clone(),
         provider: provider.to_string(),
         error,
         attempts,
     };
-    // 8. translate back (pass-through for OpenAI) and relay
+    // 8. translate back and relay
     match delivery {
         Delivery::Stream {
             mut committed,
@@ -208,21 +219,33 @@ async fn chat(
             let idle = Duration::from_millis(provider.timeouts.idle_ms.to_native());
             let relayed = match committed.prepared.mode {
                 ResponseMode::PassThrough => {
-                    relay::stream(session, &mut committed, rid, idle, deadline).await
+                    relay::stream(session, &mut committed, rid, idle, deadline, client).await
                 }
                 ResponseMode::Json => {
-                    relay::translated_json(session, &mut committed, rid, idle, deadline).await
+                    relay::translated_json(session, &mut committed, rid, idle, deadline, client)
+                        .await
                 }
                 ResponseMode::Stream => match translate::stream_translator(
                     provider,
                     request.include_usage,
                     relay::unix_now(),
+                    client,
                 ) {
                     Some(t) => {
-                        relay::translated_stream(session, &mut committed, t, rid, idle, deadline)
-                            .await
+                        relay::translated_stream(
+                            session,
+                            &mut committed,
+                            t,
+                            rid,
+                            idle,
+                            deadline,
+                            client,
+                        )
+                        .await
                     }
-                    None => relay::stream(session, &mut committed, rid, idle, deadline).await,
+                    None => {
+                        relay::stream(session, &mut committed, rid, idle, deadline, client).await
+                    }
                 },
             };
             match relayed {
@@ -250,14 +273,14 @@ async fn chat(
         }
         Delivery::Buffered { provider, response } => {
             let status = response.header.status.as_u16();
-            match relay::buffered(session, response, rid).await {
+            match relay::buffered(session, response, rid, client).await {
                 RelayEnd::Complete => served(&provider, status, None),
                 _ => served(&provider, 499, Some("client_closed_request")),
             }
         }
         Delivery::Error(e) => {
             let (status, code) = (e.status().as_u16(), e.code());
-            respond::error(session, &e, rid).await;
+            respond::error(session, &e, rid, client).await;
             served("-", status, Some(code))
         }
     }
@@ -267,7 +290,7 @@ async fn models(session: &mut ServerSession, active: &ActivePolicy, rid: &str) -
     let policy = active.snapshot.policy();
     let key = match auth::authenticate(policy, presented_key(session)) {
         Ok(k) => k,
-        Err(e) => return fail(session, "models", e, rid).await,
+        Err(e) => return fail(session, "models", e, rid, ClientFormat::OpenAi).await,
     };
     let created = active.snapshot.header().compiled_at_unix;
     let data: Vec<serde_json::Value> = routing::visible_models(policy, key)

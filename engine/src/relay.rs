@@ -15,7 +15,7 @@ use crate::error::GatewayError;
 use crate::failover::attempt::{Buffered, Committed};
 use crate::headers::{self, ResponseHeaderRule};
 use crate::respond;
-use crate::translate::{self, StreamTranslator};
+use crate::translate::{self, ClientFormat, StreamTranslator};
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::protocols::http::ServerSession;
@@ -110,11 +110,13 @@ pub async fn buffered(
     session: &mut ServerSession,
     response: Box<Buffered>,
     request_id: &str,
+    client: ClientFormat,
 ) -> RelayEnd {
     let (status, body) = translate::error_response(
         response.kind,
         response.header.status.as_u16(),
         &response.body,
+        client,
     );
     let translated = (body != response.body).then_some("application/json");
     let header = client_header(
@@ -135,6 +137,7 @@ pub async fn stream(
     request_id: &str,
     idle: Duration,
     deadline: Instant,
+    client: ClientFormat,
 ) -> RelayEnd {
     let upstream = &c.response.header;
     let is_sse = upstream
@@ -174,7 +177,7 @@ pub async fn stream(
         }
         next = match next_chunk(c, idle, deadline).await {
             Ok(chunk) => chunk,
-            Err(reason) => return broken(session, is_sse, reason).await,
+            Err(reason) => return broken(session, is_sse, reason, client).await,
         };
     }
 }
@@ -186,6 +189,7 @@ pub async fn translated_json(
     request_id: &str,
     idle: Duration,
     deadline: Instant,
+    client: ClientFormat,
 ) -> RelayEnd {
     let mut body = Vec::new();
     let mut next = c.first.take();
@@ -196,18 +200,19 @@ pub async fn translated_json(
                 session,
                 request_id,
                 format!("the provider's answer is larger than {MAX_JSON_BODY} bytes"),
+                client,
             )
             .await;
         }
         next = match next_chunk(c, idle, deadline).await {
             Ok(chunk) => chunk,
-            Err(reason) => return fail_before_headers(session, request_id, reason).await,
+            Err(reason) => return fail_before_headers(session, request_id, reason, client).await,
         };
     }
-    let json = match translate::response_json(c.prepared.provider, &body, unix_now()) {
+    let json = match translate::response_json(c.prepared.provider, &body, unix_now(), client) {
         Ok(j) => j,
         Err(e) => {
-            respond::error(session, &e, request_id).await;
+            respond::error(session, &e, request_id, client).await;
             return RelayEnd::UpstreamBroke(e.to_string());
         }
     };
@@ -231,6 +236,7 @@ pub async fn translated_stream(
     request_id: &str,
     idle: Duration,
     deadline: Instant,
+    client: ClientFormat,
 ) -> RelayEnd {
     let status = c.response.header.status.as_u16();
     let header = client_header(
@@ -266,7 +272,7 @@ pub async fn translated_stream(
         }
         next = match next_chunk(c, idle, deadline).await {
             Ok(chunk) => chunk,
-            Err(reason) => return broken(session, true, reason).await,
+            Err(reason) => return broken(session, true, reason, client).await,
         };
     }
 }
@@ -295,27 +301,38 @@ async fn fail_before_headers(
     session: &mut ServerSession,
     request_id: &str,
     reason: String,
+    client: ClientFormat,
 ) -> RelayEnd {
     let e = GatewayError::UpstreamProtocol {
         provider: "upstream".into(),
         reason: reason.clone(),
     };
-    respond::error(session, &e, request_id).await;
+    respond::error(session, &e, request_id, client).await;
     RelayEnd::UpstreamBroke(reason)
 }
 
-async fn broken(session: &mut ServerSession, is_sse: bool, reason: String) -> RelayEnd {
+async fn broken(
+    session: &mut ServerSession,
+    is_sse: bool,
+    reason: String,
+    client: ClientFormat,
+) -> RelayEnd {
     if is_sse {
         // The status is already sent: tell the client in-band, in the shape
-        // OpenAI uses for errors inside a stream.
-        let event = json!({"error": {
-            "message": format!("the provider stream failed: {reason}"),
-            "type": "upstream_error",
-            "param": null,
-            "code": "upstream_stream_interrupted",
-        }});
-        let frame = Bytes::from(format!("data: {event}\n\n"));
-        let _ = session.write_response_body(frame, true).await;
+        // its API uses for errors inside a stream.
+        let message = format!("the provider stream failed: {reason}");
+        let frame = match client {
+            ClientFormat::OpenAi => {
+                let event = json!({"error": {"message": message, "type": "upstream_error", "param": null, "code": "upstream_stream_interrupted"}});
+                format!("data: {event}\n\n")
+            }
+            ClientFormat::Anthropic => {
+                let event =
+                    json!({"type": "error", "error": {"type": "api_error", "message": message}});
+                format!("event: error\ndata: {event}\n\n")
+            }
+        };
+        let _ = session.write_response_body(Bytes::from(frame), true).await;
     } else {
         // A body of known length cannot be finished honestly: close the
         // connection so the client sees the truncation.

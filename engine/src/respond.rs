@@ -1,6 +1,7 @@
 //! Writing gateway-made responses (errors, JSON) to the client.
 
 use crate::error::GatewayError;
+use crate::translate::ClientFormat;
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::protocols::http::ServerSession;
@@ -25,8 +26,13 @@ pub async fn text(
     write_full(session, status, content_type, body, request_id, &[]).await
 }
 
-/// Write an error in OpenAI's format.
-pub async fn error(session: &mut ServerSession, err: &GatewayError, request_id: &str) -> bool {
+/// Write an error in the client's format (OpenAI's or Anthropic's).
+pub async fn error(
+    session: &mut ServerSession,
+    err: &GatewayError,
+    request_id: &str,
+    client: ClientFormat,
+) -> bool {
     let retry_after = err.retry_after().map(|s| s.to_string());
     let mut extra: Vec<(&str, &str)> = Vec::new();
     if matches!(err, GatewayError::MissingKey | GatewayError::InvalidKey) {
@@ -35,7 +41,13 @@ pub async fn error(session: &mut ServerSession, err: &GatewayError, request_id: 
     if let Some(r) = &retry_after {
         extra.push(("retry-after", r));
     }
-    let body = err.openai_body();
+    let status = err.status().as_u16();
+    let body = match client {
+        ClientFormat::OpenAi => err.openai_body(),
+        ClientFormat::Anthropic => {
+            crate::translate::anthropic::inbound::error_body(status, &err.openai_body())
+        }
+    };
     write_full(
         session,
         err.status().as_u16(),

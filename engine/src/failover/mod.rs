@@ -31,11 +31,9 @@ use crate::resilience::outcome::{self, Blame, Verdict};
 use crate::resilience::{backoff, cooldown, now_ms};
 use crate::routing::Route;
 use crate::state::ActivePolicy;
-use crate::translate::openai::ChatRequest;
 use crate::{translate, upstream};
 pub use attempt::Committed;
 use attempt::{AttemptEnd, Buffered, Prepared, TargetPermit};
-use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use policy::ArchivedProvider;
 use std::sync::atomic::Ordering::Relaxed;
@@ -169,8 +167,7 @@ pub enum Delivery<'a> {
 /// The request, as every attempt needs it.
 pub struct Env<'c, 'a> {
     pub active: &'a ActivePolicy,
-    pub body: &'c Bytes,
-    pub chat: &'c ChatRequest<'c>,
+    pub request: &'c translate::ClientRequest<'c>,
     pub request_id: &'c str,
     pub forwarded: &'c [(HeaderName, HeaderValue)],
     pub metrics: &'c Metrics,
@@ -356,11 +353,10 @@ async fn launch<'a>(env: &Env<'_, 'a>, deadline: Instant, mut p: Prepared<'a>) -
         return AttemptEnd::Failed(p, GatewayError::Internal("key index out of range".into()));
     };
     // Each attempt is translated for its own target's provider.
-    let outbound =
-        match translate::outbound(provider, key.secret.as_str(), p.model, env.chat, env.body) {
-            Ok(o) => o,
-            Err(e) => return AttemptEnd::Untranslatable(p, e),
-        };
+    let outbound = match translate::outbound(provider, key.secret.as_str(), p.model, env.request) {
+        Ok(o) => o,
+        Err(e) => return AttemptEnd::Untranslatable(p, e),
+    };
     p.mode = outbound.response;
     p.dropped = outbound.dropped;
     let timeouts = &provider.timeouts;

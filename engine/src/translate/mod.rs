@@ -72,13 +72,128 @@ fn encode(v: &Value) -> Result<Bytes, GatewayError> {
         .map_err(|e| GatewayError::Internal(e.to_string()))
 }
 
+/// The wire format the client speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientFormat {
+    /// OpenAI Chat Completions (`/v1/chat/completions`).
+    OpenAi,
+    /// Anthropic Messages (`/v1/messages`).
+    Anthropic,
+}
+
+/// The client's request, and its OpenAI (hub) form for providers that do
+/// not speak the client's format, made on first need and kept.
+pub struct ClientRequest<'c> {
+    pub format: ClientFormat,
+    pub body: &'c Bytes,
+    pub chat: &'c ChatRequest<'c>,
+    hub: std::sync::OnceLock<Result<Bytes, GatewayError>>,
+}
+
+impl<'c> ClientRequest<'c> {
+    pub fn new(format: ClientFormat, body: &'c Bytes, chat: &'c ChatRequest<'c>) -> Self {
+        ClientRequest {
+            format,
+            body,
+            chat,
+            hub: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn hub(&self) -> Result<&Bytes, GatewayError> {
+        self.hub
+            .get_or_init(|| {
+                let fields = parse_object(self.body)?;
+                encode(&Value::Object(anthropic::inbound::to_openai_request(
+                    &fields,
+                )?))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
+/// Build the request one attempt sends to `provider` for `model`.
+pub fn outbound(
+    provider: &ArchivedProvider,
+    api_key: &str,
+    model: &str,
+    req: &ClientRequest<'_>,
+) -> Result<Outbound, GatewayError> {
+    match (req.format, provider.kind.native()) {
+        (ClientFormat::OpenAi, _) => outbound_openai(provider, api_key, model, req.chat, req.body),
+        // Same format: the client's bytes, with the target's model name.
+        (ClientFormat::Anthropic, ProviderKind::Anthropic) => Ok(Outbound {
+            path: format!("{}/v1/messages", provider.path_prefix),
+            headers: vec![
+                header("x-api-key", api_key)?,
+                header("anthropic-version", anthropic::API_VERSION)?,
+            ],
+            body: openai::to_upstream(req.body, req.chat, model)?,
+            response: ResponseMode::PassThrough,
+            dropped: Vec::new(),
+        }),
+        (ClientFormat::Anthropic, _) => {
+            let hub = req.hub()?;
+            let chat = openai::parse_chat(hub)?;
+            let mut out = outbound_openai(provider, api_key, model, &chat, hub)?;
+            // The answer is OpenAI-shaped at best: it always needs converting.
+            if out.response == ResponseMode::PassThrough {
+                out.response = mode(chat.stream);
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// Two stream translators in a row (provider → OpenAI → client).
+struct Chain {
+    first: Option<Box<dyn StreamTranslator>>,
+    second: Box<dyn StreamTranslator>,
+}
+
+impl StreamTranslator for Chain {
+    fn push(&mut self, bytes: &[u8]) -> Vec<u8> {
+        match &mut self.first {
+            Some(f) => {
+                let mid = f.push(bytes);
+                self.second.push(&mid)
+            }
+            None => self.second.push(bytes),
+        }
+    }
+
+    fn finish(&mut self) -> Vec<u8> {
+        let mut out = match &mut self.first {
+            Some(f) => {
+                let mid = f.finish();
+                self.second.push(&mid)
+            }
+            None => Vec::new(),
+        };
+        out.extend(self.second.finish());
+        out
+    }
+
+    fn failed(&self) -> bool {
+        self.first.as_ref().is_some_and(|f| f.failed()) || self.second.failed()
+    }
+
+    fn usage(&self) -> Option<Value> {
+        self.first
+            .as_ref()
+            .and_then(|f| f.usage())
+            .or_else(|| self.second.usage())
+    }
+}
+
 /// Whether requests can be translated for this provider kind.
 pub fn has_translator(kind: ProviderKind) -> bool {
     kind != ProviderKind::Cohere
 }
 
-/// Build the request one attempt sends to `provider` for `model`.
-pub fn outbound(
+/// The request for `provider` when the client speaks OpenAI's format.
+fn outbound_openai(
     provider: &ArchivedProvider,
     api_key: &str,
     model: &str,
@@ -141,6 +256,21 @@ pub fn response_json(
     provider: &ArchivedProvider,
     body: &[u8],
     created: u64,
+    client: ClientFormat,
+) -> Result<Vec<u8>, GatewayError> {
+    let openai = openai_json(provider, body, created)?;
+    if client == ClientFormat::OpenAi {
+        return Ok(openai);
+    }
+    let v: Value =
+        serde_json::from_slice(&openai).map_err(|e| GatewayError::Internal(e.to_string()))?;
+    Ok(encode(&anthropic::inbound::to_anthropic_message(&v))?.to_vec())
+}
+
+fn openai_json(
+    provider: &ArchivedProvider,
+    body: &[u8],
+    created: u64,
 ) -> Result<Vec<u8>, GatewayError> {
     let v = match provider.kind.native() {
         ProviderKind::Anthropic => anthropic::response::to_openai(body, created)?,
@@ -153,8 +283,28 @@ pub fn response_json(
     Ok(encode(&v)?.to_vec())
 }
 
-/// A translator for a provider's event stream.
+/// A translator for a provider's event stream, into the client's format.
 pub fn stream_translator(
+    provider: &ArchivedProvider,
+    include_usage: bool,
+    created: u64,
+    client: ClientFormat,
+) -> Option<Box<dyn StreamTranslator>> {
+    let to_openai = openai_stream(
+        provider,
+        include_usage || client == ClientFormat::Anthropic,
+        created,
+    );
+    match client {
+        ClientFormat::OpenAi => to_openai,
+        ClientFormat::Anthropic => Some(Box::new(Chain {
+            first: to_openai,
+            second: Box::new(anthropic::inbound::OpenAiToAnthropic::new()),
+        })),
+    }
+}
+
+fn openai_stream(
     provider: &ArchivedProvider,
     include_usage: bool,
     created: u64,
@@ -178,7 +328,24 @@ pub fn stream_translator(
 /// A provider's error answer in the client's (OpenAI's) shape, keeping the
 /// provider's message. Status codes OpenAI clients do not know become the
 /// nearest standard one (Anthropic's 529 → 503, which SDKs retry).
-pub fn error_response(kind: ProviderKind, status: u16, body: &[u8]) -> (u16, Vec<u8>) {
+pub fn error_response(
+    kind: ProviderKind,
+    status: u16,
+    body: &[u8],
+    client: ClientFormat,
+) -> (u16, Vec<u8>) {
+    match (client, kind) {
+        (ClientFormat::OpenAi, _) => openai_error_response(kind, status, body),
+        // Same format: the provider's own error, status included.
+        (ClientFormat::Anthropic, ProviderKind::Anthropic) => (status, body.to_vec()),
+        (ClientFormat::Anthropic, _) => {
+            let (status, openai) = openai_error_response(kind, status, body);
+            (status, anthropic::inbound::error_body(status, &openai))
+        }
+    }
+}
+
+fn openai_error_response(kind: ProviderKind, status: u16, body: &[u8]) -> (u16, Vec<u8>) {
     let status = if status == 529 { 503 } else { status };
     let parsed: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     // Gemini without alt=sse wraps errors in an array.

@@ -172,8 +172,12 @@ fn recorded_errors_become_openai_errors_with_the_providers_message() {
     ] {
         let Some(body) = corpus(file) else { continue };
         let a: Value = serde_json::from_slice(&body).unwrap();
-        let (out_status, out) =
-            crate::translate::error_response(policy::ProviderKind::Anthropic, status, &body);
+        let (out_status, out) = crate::translate::error_response(
+            policy::ProviderKind::Anthropic,
+            status,
+            &body,
+            crate::translate::ClientFormat::OpenAi,
+        );
         let o: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(
             out_status,

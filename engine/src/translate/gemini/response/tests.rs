@@ -133,7 +133,12 @@ fn errors_keep_the_message_and_status() {
     ] {
         let Some(b) = corpus(file) else { continue };
         let g: Value = serde_json::from_slice(&b).unwrap();
-        let (s, out) = crate::translate::error_response(policy::ProviderKind::Gemini, status, &b);
+        let (s, out) = crate::translate::error_response(
+            policy::ProviderKind::Gemini,
+            status,
+            &b,
+            crate::translate::ClientFormat::OpenAi,
+        );
         let o: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(s, status, "{file}");
         assert_eq!(o["error"]["message"], g["error"]["message"], "{file}");
