@@ -176,6 +176,13 @@ async fn chat(
         Ok(r) => r,
         Err(e) => return fail(session, route, e, rid, client).await,
     };
+    // What the client's own API requires is checked before any provider
+    // state (cool-downs, breakers) can answer in its place.
+    if client == ClientFormat::Anthropic {
+        if let Err(e) = translate::anthropic::inbound::validate(&body) {
+            return fail(session, route, e, rid, client).await;
+        }
+    }
     // 5. route
     let target = match routing::resolve(policy, key, &request.model) {
         Ok(r) => r,

@@ -421,3 +421,189 @@ fn openai_compatible_quirks_apply_to_requests_and_answers() {
     );
     assert!(r.text().trim_end().ends_with("data: [DONE]"));
 }
+
+/// An Anthropic-format client (`/v1/messages`) in front of each provider kind.
+fn anthropic_client_setup() -> (MockServer, Gateway) {
+    let m = MockServer::start(MockConfig::default()).unwrap();
+    let policy = format!(
+        "version: 1\nproviders:\n  ant:\n    kind: anthropic\n    base_url: http://{a}\n    keys: [{{key: {UPSTREAM}}}]\n  oai:\n    kind: openai\n    base_url: http://{a}/v1\n    keys: [{{key: sk-oai}}]\n  gem:\n    kind: gemini\n    base_url: http://{a}\n    keys: [{{key: sk-gem}}]\nmodels:\n  claude:\n    targets: [{{provider: ant, model: claude-sonnet-4-5}}]\n  gpt:\n    targets: [{{provider: oai, model: gpt-4o-mini}}]\n  flash:\n    targets: [{{provider: gem, model: gemini-2.5-flash}}]\nclient_keys:\n  - name: t\n    key: {CLIENT_KEY}\n",
+        a = m.addr
+    );
+    let gw = Gateway::start(policy.as_bytes(), "p.yaml");
+    (m, gw)
+}
+
+fn messages(gw: &Gateway, body: &str) -> Response {
+    gw.request(
+        "POST",
+        "/v1/messages",
+        &[
+            ("x-api-key", CLIENT_KEY),
+            ("anthropic-version", "2023-06-01"),
+            ("content-type", "application/json"),
+        ],
+        body.as_bytes(),
+    )
+}
+
+#[test]
+fn anthropic_clients_reach_every_provider_in_their_own_format() {
+    let (m, gw) = anthropic_client_setup();
+    for model in ["claude", "gpt", "flash"] {
+        let r = messages(
+            &gw,
+            &format!(
+                r#"{{"model":"{model}","max_tokens":100,"system":"be brief","messages":[{{"role":"user","content":"hello there"}}]}}"#
+            ),
+        );
+        assert_eq!(r.status, 200, "{model}: {}", r.text());
+        let b = r.json();
+        assert_eq!(b["type"], "message", "{model}");
+        assert_eq!(
+            b["content"],
+            json!([{"type": "text", "text": "Mock reply: hello there"}]),
+            "{model}"
+        );
+        assert_eq!(b["stop_reason"], "end_turn", "{model}");
+        assert_eq!(b["usage"]["output_tokens"], 4, "{model}");
+        assert!(b["usage"]["input_tokens"].as_u64().unwrap() > 0, "{model}");
+    }
+    // Same format: the provider saw the client's request as it was.
+    let sent = &m.requests()[0];
+    assert_eq!(sent.path, "/v1/messages");
+    assert_eq!(
+        sent.body["system"], "be brief",
+        "passed through, not rebuilt"
+    );
+    assert_eq!(sent.body["model"], "claude-sonnet-4-5");
+    // Other formats: rebuilt for the target.
+    assert_eq!(
+        m.requests()[1].body["messages"][0],
+        json!({"role": "system", "content": "be brief"})
+    );
+    assert_eq!(
+        m.requests()[2].body["systemInstruction"]["parts"][0]["text"],
+        "be brief"
+    );
+}
+
+#[test]
+fn anthropic_client_streams_and_tool_use_through_other_providers() {
+    let (_m, gw) = anthropic_client_setup();
+    let tool = r#"{"name":"lookup","description":"Look it up","input_schema":{"type":"object","properties":{"q":{"type":"string"}}}}"#;
+    for model in ["claude", "gpt", "flash"] {
+        let r = messages(
+            &gw,
+            &format!(
+                r#"{{"model":"{model}","max_tokens":100,"stream":true,"messages":[{{"role":"user","content":"one two"}}]}}"#
+            ),
+        );
+        let text = r.text();
+        assert!(text.starts_with("event: message_start"), "{model}: {text}");
+        assert!(
+            text.trim_end()
+                .ends_with(r#"data: {"type":"message_stop"}"#),
+            "{model}: {text}"
+        );
+        let events: Vec<Value> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .map(|d| serde_json::from_str(d).unwrap())
+            .collect();
+        let said: String = events
+            .iter()
+            .filter(|e| e["delta"]["type"] == "text_delta")
+            .map(|e| e["delta"]["text"].as_str().unwrap())
+            .collect();
+        assert_eq!(said, "Mock reply: one two", "{model}");
+        let delta = events
+            .iter()
+            .find(|e| e["type"] == "message_delta")
+            .unwrap();
+        assert_eq!(delta["usage"]["output_tokens"], 4, "{model}");
+
+        let r = messages(
+            &gw,
+            &format!(
+                r#"{{"model":"{model}","max_tokens":100,"tools":[{tool}],"tool_choice":{{"type":"any"}},"messages":[{{"role":"user","content":"find x"}}]}}"#
+            ),
+        );
+        let b = r.json();
+        assert_eq!(b["stop_reason"], "tool_use", "{model}: {b}");
+        let tool_use = b["content"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "tool_use")
+            .unwrap()
+            .clone();
+        assert_eq!(
+            (tool_use["name"].as_str(), &tool_use["input"]),
+            (Some("lookup"), &json!({"q": "mock"})),
+            "{model}"
+        );
+        // The result goes back as a tool_result and is answered.
+        let follow = format!(
+            r#"{{"model":"{model}","max_tokens":100,"tools":[{tool}],"messages":[{{"role":"user","content":"find x"}},{{"role":"assistant","content":[{tool_use}]}},{{"role":"user","content":[{{"type":"tool_result","tool_use_id":"{}","content":"found"}}]}}]}}"#,
+            tool_use["id"].as_str().unwrap()
+        );
+        let r = messages(&gw, &follow);
+        assert_eq!(r.status, 200, "{model}: {}", r.text());
+        assert_eq!(r.json()["type"], "message");
+    }
+}
+
+#[test]
+fn anthropic_clients_get_errors_in_anthropic_shape() {
+    let (_m, gw) = anthropic_client_setup();
+    let bad = gw.request(
+        "POST",
+        "/v1/messages",
+        &[("x-api-key", "sk-sy-wrong-key-0000000")],
+        br#"{"model":"gpt","max_tokens":5,"messages":[]}"#,
+    );
+    assert_eq!(bad.status, 401);
+    assert_eq!(
+        bad.json(),
+        json!({"type": "error", "error": {"type": "authentication_error", "message": "invalid API key"}})
+    );
+    let r = messages(
+        &gw,
+        r#"{"model":"nope","max_tokens":5,"messages":[{"role":"user","content":"x"}]}"#,
+    );
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["error"]["type"], "not_found_error");
+    let r = gw.request(
+        "POST",
+        "/v1/messages",
+        &[("x-api-key", CLIENT_KEY), ("x-mock-status", "429")],
+        br#"{"model":"gpt","max_tokens":5,"messages":[{"role":"user","content":"x"}]}"#,
+    );
+    assert_eq!(r.status, 429);
+    assert_eq!(r.json()["type"], "error");
+    assert_eq!(r.json()["error"]["type"], "rate_limit_error");
+    let r = gw.request(
+        "POST",
+        "/v1/messages",
+        &[("x-api-key", CLIENT_KEY), ("x-mock-status", "529")],
+        br#"{"model":"claude","max_tokens":5,"messages":[{"role":"user","content":"x"}]}"#,
+    );
+    assert_eq!(
+        (r.status, r.json()["error"]["type"].as_str()),
+        (529, Some("overloaded_error")),
+        "same format: Anthropic's own error"
+    );
+    let r = messages(
+        &gw,
+        r#"{"model":"gpt","messages":[{"role":"user","content":"x"}]}"#,
+    );
+    assert_eq!(r.status, 400);
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_tokens"),
+        "{}",
+        r.text()
+    );
+}

@@ -17,6 +17,8 @@ pub struct Reply {
     pub prompt_tokens: u64,
     pub stream: bool,
     pub include_usage: bool,
+    /// A tool the request forced (`tool_choice` required or named).
+    pub tool: Option<String>,
 }
 
 impl Reply {
@@ -168,6 +170,20 @@ pub fn plan(
     for t in tokens.iter_mut().skip(1) {
         t.insert(0, ' ');
     }
+    let tool = match req.get("tool_choice") {
+        Some(Value::String(c)) if c == "required" => req
+            .pointer("/tools/0/function/name")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        Some(Value::Object(_)) => req
+            .pointer("/tool_choice/function/name")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        _ => None,
+    };
+    if tool.is_some() {
+        finish_reason = "tool_calls";
+    }
     let stream = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
     let include_usage = req
         .pointer("/stream_options/include_usage")
@@ -182,6 +198,7 @@ pub fn plan(
         prompt_tokens,
         stream,
         include_usage,
+        tool,
     })
 }
 
@@ -213,6 +230,19 @@ fn usage(r: &Reply) -> Value {
     })
 }
 
+fn call_id(r: &Reply) -> String {
+    format!("call_{}", r.id.trim_start_matches("chatcmpl-"))
+}
+
+fn message(r: &Reply) -> Value {
+    let mut m =
+        json!({"role": "assistant", "content": r.text(), "refusal": null, "annotations": []});
+    if let Some(tool) = &r.tool {
+        m["tool_calls"] = json!([{"id": call_id(r), "type": "function", "function": {"name": tool, "arguments": "{\"q\": \"mock\"}"}}]);
+    }
+    m
+}
+
 pub fn completion_body(r: &Reply) -> Vec<u8> {
     let body = json!({
         "id": r.id,
@@ -221,7 +251,7 @@ pub fn completion_body(r: &Reply) -> Vec<u8> {
         "model": r.model,
         "choices": [{
             "index": 0,
-            "message": {"role": "assistant", "content": r.text(), "refusal": null, "annotations": []},
+            "message": message(r),
             "logprobs": null,
             "finish_reason": r.finish_reason
         }],
@@ -264,6 +294,16 @@ pub fn sse_events(r: &Reply, tokens_per_chunk: usize) -> Vec<Vec<u8>> {
     )];
     for piece in r.tokens.chunks(tokens_per_chunk.max(1)) {
         out.push(chunk(json!({"content": piece.concat()}), Value::Null));
+    }
+    if let Some(tool) = &r.tool {
+        // Header first, then argument fragments, as the real API streams them.
+        out.push(chunk(json!({"tool_calls": [{"index": 0, "id": call_id(r), "type": "function", "function": {"name": tool, "arguments": ""}}]}), Value::Null));
+        for fragment in ["{\"q\": ", "\"mock\"}"] {
+            out.push(chunk(
+                json!({"tool_calls": [{"index": 0, "function": {"arguments": fragment}}]}),
+                Value::Null,
+            ));
+        }
     }
     out.push(chunk(json!({}), json!(r.finish_reason)));
     if r.include_usage {

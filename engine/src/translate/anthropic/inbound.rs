@@ -11,6 +11,16 @@ fn bad(msg: String) -> GatewayError {
     GatewayError::BadRequest(msg)
 }
 
+/// What the Messages API itself requires of every request.
+pub fn validate(body: &[u8]) -> Result<(), GatewayError> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| bad(format!("could not parse the JSON body: {e}")))?;
+    match v.get("max_tokens").and_then(Value::as_u64) {
+        Some(n) if n > 0 => Ok(()),
+        _ => Err(bad("max_tokens: Field required (a positive integer)".into())),
+    }
+}
+
 /// Anthropic request → OpenAI Chat request (the hub).
 pub fn to_openai_request(req: &Map<String, Value>) -> Result<Map<String, Value>, GatewayError> {
     let mut out = Map::new();
