@@ -234,6 +234,7 @@ async fn chat(
                 }
                 ResponseMode::Stream => match translate::stream_translator(
                     provider,
+                    committed.prepared.model,
                     request.include_usage,
                     relay::unix_now(),
                     client,

@@ -209,7 +209,13 @@ pub async fn translated_json(
             Err(reason) => return fail_before_headers(session, request_id, reason, client).await,
         };
     }
-    let json = match translate::response_json(c.prepared.provider, &body, unix_now(), client) {
+    let json = match translate::response_json(
+        c.prepared.provider,
+        c.prepared.model,
+        &body,
+        unix_now(),
+        client,
+    ) {
         Ok(j) => j,
         Err(e) => {
             respond::error(session, &e, request_id, client).await;

@@ -426,7 +426,7 @@ fn openai_compatible_quirks_apply_to_requests_and_answers() {
 fn anthropic_client_setup() -> (MockServer, Gateway) {
     let m = MockServer::start(MockConfig::default()).unwrap();
     let policy = format!(
-        "version: 1\nproviders:\n  ant:\n    kind: anthropic\n    base_url: http://{a}\n    keys: [{{key: {UPSTREAM}}}]\n  oai:\n    kind: openai\n    base_url: http://{a}/v1\n    keys: [{{key: sk-oai}}]\n  gem:\n    kind: gemini\n    base_url: http://{a}\n    keys: [{{key: sk-gem}}]\nmodels:\n  claude:\n    targets: [{{provider: ant, model: claude-sonnet-4-5}}]\n  gpt:\n    targets: [{{provider: oai, model: gpt-4o-mini}}]\n  flash:\n    targets: [{{provider: gem, model: gemini-2.5-flash}}]\nclient_keys:\n  - name: t\n    key: {CLIENT_KEY}\n",
+        "version: 1\nproviders:\n  ant:\n    kind: anthropic\n    base_url: http://{a}\n    keys: [{{key: {UPSTREAM}}}]\n  oai:\n    kind: openai\n    base_url: http://{a}/v1\n    keys: [{{key: sk-oai}}]\n  gem:\n    kind: gemini\n    base_url: http://{a}\n    keys: [{{key: sk-gem}}]\n  co:\n    kind: cohere\n    base_url: http://{a}\n    keys: [{{key: sk-co}}]\nmodels:\n  claude:\n    targets: [{{provider: ant, model: claude-sonnet-4-5}}]\n  gpt:\n    targets: [{{provider: oai, model: gpt-4o-mini}}]\n  flash:\n    targets: [{{provider: gem, model: gemini-2.5-flash}}]\n  command:\n    targets: [{{provider: co, model: command-r}}]\nclient_keys:\n  - name: t\n    key: {CLIENT_KEY}\n",
         a = m.addr
     );
     let gw = Gateway::start(policy.as_bytes(), "p.yaml");
@@ -449,7 +449,7 @@ fn messages(gw: &Gateway, body: &str) -> Response {
 #[test]
 fn anthropic_clients_reach_every_provider_in_their_own_format() {
     let (m, gw) = anthropic_client_setup();
-    for model in ["claude", "gpt", "flash"] {
+    for model in ["claude", "gpt", "flash", "command"] {
         let r = messages(
             &gw,
             &format!(
@@ -491,7 +491,7 @@ fn anthropic_clients_reach_every_provider_in_their_own_format() {
 fn anthropic_client_streams_and_tool_use_through_other_providers() {
     let (_m, gw) = anthropic_client_setup();
     let tool = r#"{"name":"lookup","description":"Look it up","input_schema":{"type":"object","properties":{"q":{"type":"string"}}}}"#;
-    for model in ["claude", "gpt", "flash"] {
+    for model in ["claude", "gpt", "flash", "command"] {
         let r = messages(
             &gw,
             &format!(
@@ -606,4 +606,48 @@ fn anthropic_clients_get_errors_in_anthropic_shape() {
         "{}",
         r.text()
     );
+}
+
+#[test]
+fn cohere_serves_openai_clients_with_tools_and_streams() {
+    let m = MockServer::start(MockConfig::default()).unwrap();
+    let policy = format!(
+        "version: 1\nproviders:\n  co:\n    kind: cohere\n    base_url: http://{}\n    keys: [{{key: sk-co-secret}}]\nmodels:\n  command:\n    targets: [{{provider: co, model: command-r}}]\nclient_keys:\n  - name: t\n    key: {CLIENT_KEY}\n",
+        m.addr
+    );
+    let gw = Gateway::start(policy.as_bytes(), "p.yaml");
+    let r = gw.chat(
+        r#"{"model":"command","messages":[{"role":"user","content":"hello cohere"}]}"#,
+        &[],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let b = r.json();
+    assert_eq!(
+        b["choices"][0]["message"]["content"],
+        "Mock reply: hello cohere"
+    );
+    assert_eq!(b["model"], "command-r");
+    assert_eq!(b["usage"]["completion_tokens"], 4);
+    let seen = &m.requests()[0];
+    assert_eq!(
+        (seen.path.as_str(), seen.header("authorization")),
+        ("/v2/chat", Some("Bearer sk-co-secret"))
+    );
+    let body = format!(
+        r#"{{"model":"command","stream":true,"stream_options":{{"include_usage":true}},"tool_choice":"required","tools":[{TOOL}],"messages":[{{"role":"user","content":"x"}}]}}"#
+    );
+    let events = sse_payloads(&gw.chat(&body, &[]).text());
+    let args: String = events
+        .iter()
+        .filter_map(|e| {
+            e.pointer("/choices/0/delta/tool_calls/0/function/arguments")
+                .and_then(Value::as_str)
+        })
+        .collect();
+    assert_eq!(
+        serde_json::from_str::<Value>(&args).unwrap(),
+        json!({"q": "mock"})
+    );
+    assert_eq!(events.last().unwrap()["usage"]["completion_tokens"], 3);
+    assert_eq!(m.requests()[1].body["tool_choice"], "REQUIRED");
 }

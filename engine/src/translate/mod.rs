@@ -4,6 +4,7 @@
 //! provider speaks the client's format, bytes pass through untouched.
 
 pub mod anthropic;
+pub mod cohere;
 pub mod compat;
 pub mod driver;
 pub mod gemini;
@@ -188,8 +189,8 @@ impl StreamTranslator for Chain {
 }
 
 /// Whether requests can be translated for this provider kind.
-pub fn has_translator(kind: ProviderKind) -> bool {
-    kind != ProviderKind::Cohere
+pub fn has_translator(_kind: ProviderKind) -> bool {
+    true
 }
 
 /// The request for `provider` when the client speaks OpenAI's format.
@@ -240,9 +241,16 @@ fn outbound_openai(
                 dropped,
             })
         }
-        ProviderKind::Cohere => Err(GatewayError::NotImplemented(
-            "provider kind `cohere` has no translator in this build yet".into(),
-        )),
+        ProviderKind::Cohere => {
+            let (translated, dropped) = cohere::request(&parse_object(body)?, model)?;
+            Ok(Outbound {
+                path: format!("{prefix}/v2/chat"),
+                headers: vec![header("authorization", &format!("Bearer {api_key}"))?],
+                body: encode(&translated)?,
+                response: mode(req.stream),
+                dropped,
+            })
+        }
     }
 }
 
@@ -254,11 +262,12 @@ fn parse_object(body: &[u8]) -> Result<Map<String, Value>, GatewayError> {
 /// Translate a whole (2xx) JSON response into the client's format.
 pub fn response_json(
     provider: &ArchivedProvider,
+    model: &str,
     body: &[u8],
     created: u64,
     client: ClientFormat,
 ) -> Result<Vec<u8>, GatewayError> {
-    let openai = openai_json(provider, body, created)?;
+    let openai = openai_json(provider, body, created, model)?;
     if client == ClientFormat::OpenAi {
         return Ok(openai);
     }
@@ -271,6 +280,7 @@ fn openai_json(
     provider: &ArchivedProvider,
     body: &[u8],
     created: u64,
+    model: &str,
 ) -> Result<Vec<u8>, GatewayError> {
     let v = match provider.kind.native() {
         ProviderKind::Anthropic => anthropic::response::to_openai(body, created)?,
@@ -278,7 +288,7 @@ fn openai_json(
         ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => {
             return compat::answer(body, &compat::AnswerRules::new(&provider.compat))
         }
-        ProviderKind::Cohere => return Ok(body.to_vec()),
+        ProviderKind::Cohere => cohere::response(body, created, model)?,
     };
     Ok(encode(&v)?.to_vec())
 }
@@ -286,6 +296,7 @@ fn openai_json(
 /// A translator for a provider's event stream, into the client's format.
 pub fn stream_translator(
     provider: &ArchivedProvider,
+    model: &str,
     include_usage: bool,
     created: u64,
     client: ClientFormat,
@@ -294,6 +305,7 @@ pub fn stream_translator(
         provider,
         include_usage || client == ClientFormat::Anthropic,
         created,
+        model,
     );
     match client {
         ClientFormat::OpenAi => to_openai,
@@ -308,6 +320,7 @@ fn openai_stream(
     provider: &ArchivedProvider,
     include_usage: bool,
     created: u64,
+    model: &str,
 ) -> Option<Box<dyn StreamTranslator>> {
     match provider.kind.native() {
         ProviderKind::Anthropic => Some(Box::new(anthropic::stream::AnthropicToOpenAi::new(
@@ -321,7 +334,11 @@ fn openai_stream(
         ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => Some(Box::new(
             compat::CompatStream::new(compat::AnswerRules::new(&provider.compat)),
         )),
-        ProviderKind::Cohere => None,
+        ProviderKind::Cohere => Some(Box::new(cohere::CohereToOpenAi::new(
+            include_usage,
+            created,
+            model,
+        ))),
     }
 }
 
@@ -362,9 +379,8 @@ fn openai_error_response(kind: ProviderKind, status: u16, body: &[u8]) -> (u16, 
     let v = match kind {
         ProviderKind::Anthropic => anthropic::response::openai_error(&error()),
         ProviderKind::Gemini => gemini::response::openai_error(&error()),
-        ProviderKind::OpenAi | ProviderKind::OpenAiCompatible | ProviderKind::Cohere => {
-            return (status, body.to_vec())
-        }
+        ProviderKind::Cohere => cohere::openai_error(body),
+        ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => return (status, body.to_vec()),
     };
     (status, v.to_string().into_bytes())
 }

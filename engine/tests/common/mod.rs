@@ -62,11 +62,6 @@ providers:
     timeouts: {{connect_ms: 500, first_byte_ms: 2000}}
     keys:
       - key: sk-nowhere
-  co:
-    kind: cohere
-    base_url: http://127.0.0.1:9
-    keys:
-      - key: sk-co
 models:
   fast:
     targets:
@@ -76,10 +71,6 @@ models:
     targets:
       - provider: nowhere
         model: gpt-4o-mini
-  command:
-    targets:
-      - provider: co
-        model: command-r
 {models}client_keys:
   - name: e2e
     key: {CLIENT_KEY}

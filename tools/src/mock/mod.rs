@@ -1,6 +1,7 @@
 //! A fast, honest stand-in for providers: OpenAI-style `POST …/chat/completions`
 //! Anthropic `POST …/v1/messages` and Gemini `…/models/<m>:generateContent` /
-//! `:streamGenerateContent?alt=sse` (JSON and SSE each), `GET …/models`, and has
+//! `:streamGenerateContent?alt=sse` and Cohere `POST …/v2/chat` (JSON and SSE
+//! each), `GET …/models`, and has
 //! inspection endpoints under `/_mock/`. Replies are deterministic: the
 //! assistant echoes the last user message (or emits `reply_tokens` filler
 //! tokens), one whitespace-separated word per token, so tests can assert on
@@ -9,6 +10,7 @@
 //! key, from the scripted [`schedule`], or from the config's defaults.
 
 pub mod anthropic;
+pub mod cohere;
 pub mod faults;
 pub mod gemini;
 pub mod openai;

@@ -2,7 +2,7 @@
 
 use super::openai::{self, ApiError};
 use super::schedule::Schedule;
-use super::{anthropic, gemini};
+use super::{anthropic, cohere, gemini};
 use super::{Faults, MockConfig, RecordedRequest, Recorder};
 use bytes::Bytes;
 use futures_util::stream;
@@ -244,6 +244,8 @@ async fn handle(
         Api::Anthropic
     } else if path.contains(":generateContent") || path.contains(":streamGenerateContent") {
         Api::Gemini
+    } else if path.ends_with("/v2/chat") {
+        Api::Cohere
     } else {
         Api::OpenAi
     };
@@ -264,6 +266,7 @@ async fn handle(
         let mut e = match api {
             Api::Anthropic => anthropic::injected_error(status),
             Api::Gemini => gemini::injected_error(status),
+            Api::Cohere => cohere::error(status, "Injected error (mock)."),
             Api::OpenAi => openai::injected_error(status),
         };
         if let Some(code) = &faults.error_code {
@@ -314,6 +317,19 @@ async fn handle(
                 Err(e) => return Ok(api_error(e, None)),
             }
         }
+        (&Method::POST, Api::Cohere) => match cohere::plan(&body, format!("mock-{n}")) {
+            Ok(r) if r.stream => stream_response(
+                cohere::sse_events(&r, faults.tokens_per_chunk),
+                &faults,
+                None,
+            ),
+            Ok(r) => full(
+                StatusCode::OK,
+                "application/json",
+                cohere::response_body(&r),
+            ),
+            Err(e) => return Ok(api_error(e, None)),
+        },
         (&Method::POST, Api::OpenAi) if path.ends_with("/chat/completions") => {
             let created = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -368,8 +384,8 @@ async fn handle(
                 header_value("3999"),
             );
         }
-        // Gemini sends no rate-limit headers.
-        Api::Gemini => {}
+        // Gemini and Cohere send no rate-limit headers.
+        Api::Gemini | Api::Cohere => {}
     }
     Ok(resp)
 }
@@ -379,6 +395,7 @@ enum Api {
     OpenAi,
     Anthropic,
     Gemini,
+    Cohere,
 }
 
 fn header_value(s: &str) -> http::HeaderValue {
@@ -387,7 +404,7 @@ fn header_value(s: &str) -> http::HeaderValue {
 
 fn check_key(cfg: &MockConfig, headers: &http::HeaderMap, api: Api) -> Result<(), ApiError> {
     let presented = match api {
-        Api::OpenAi => bearer(headers),
+        Api::OpenAi | Api::Cohere => bearer(headers),
         Api::Anthropic => headers.get("x-api-key").and_then(|v| v.to_str().ok()),
         Api::Gemini => headers.get("x-goog-api-key").and_then(|v| v.to_str().ok()),
     };
@@ -395,10 +412,11 @@ fn check_key(cfg: &MockConfig, headers: &http::HeaderMap, api: Api) -> Result<()
         (None, _, Api::Anthropic) => Err(anthropic::error(401, "authentication_error", "x-api-key header is required")),
         (None, _, Api::Gemini) => Err(gemini::error(401, "UNAUTHENTICATED", "Method doesn't allow unregistered callers. Please use an API key.")),
         (Some(_), Some(_), Api::Gemini) if presented != cfg.expect_key.as_deref() => Err(gemini::error(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.")),
-        (None, _, Api::OpenAi) => Err(openai::error(401, "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).", "invalid_request_error", None, None)),
+        (None, _, Api::OpenAi | Api::Cohere) => Err(openai::error(401, "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).", "invalid_request_error", None, None)),
         (Some(k), Some(expected), _) if k != expected => Err(match api {
             Api::Anthropic => anthropic::injected_error(401),
             Api::Gemini => gemini::injected_error(401),
+            Api::Cohere => cohere::error(401, "invalid api token"),
             Api::OpenAi => openai::injected_error(401),
         }),
         _ => Ok(()),
