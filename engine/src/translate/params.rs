@@ -91,6 +91,7 @@ mod tests {
         let matrix = matrix_markdown(&[
             &crate::translate::anthropic::request::PARAMS,
             &crate::translate::gemini::request::PARAMS,
+            &crate::translate::cohere::PARAMS,
         ]);
         assert!(
             readme.contains(&matrix),
