@@ -131,7 +131,16 @@ pub fn request(
         .or_else(|| req.get("max_tokens"))
         .filter(|v| !v.is_null())
     {
-        out.insert("max_tokens".into(), n.clone());
+        let n = n
+            .as_u64()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| bad("max_tokens must be a positive integer".into()))?;
+        out.insert("max_tokens".into(), json!(n));
+    }
+    if let Some(t) = req.get("temperature").and_then(Value::as_f64) {
+        if t < 0.0 {
+            return Err(unsupported("temperature", KIND, "must not be negative"));
+        }
     }
     for (from, to) in [
         ("temperature", "temperature"),

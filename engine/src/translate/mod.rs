@@ -6,6 +6,8 @@
 pub mod anthropic;
 pub mod cohere;
 pub mod compat;
+#[cfg(test)]
+mod corpus_sweep;
 pub mod driver;
 pub mod gemini;
 pub mod openai;
