@@ -651,3 +651,35 @@ fn cohere_serves_openai_clients_with_tools_and_streams() {
     assert_eq!(events.last().unwrap()["usage"]["completion_tokens"], 3);
     assert_eq!(m.requests()[1].body["tool_choice"], "REQUIRED");
 }
+
+#[test]
+fn a_stream_that_opens_with_an_error_fails_over_before_the_client_sees_it() {
+    let overloaded = MockServer::start(MockConfig {
+        schedule: vec![tools::mock::schedule::Step::forever(tools::mock::Faults {
+            drop_after_chunks: Some(0),
+            error_code: Some("stream-error".into()),
+            ..Default::default()
+        })],
+        ..MockConfig::default()
+    })
+    .unwrap();
+    let healthy = MockServer::start(MockConfig::default()).unwrap();
+    let policy = format!(
+        "version: 1\nproviders:\n  ant:\n    kind: anthropic\n    base_url: http://{}\n    keys: [{{key: k1}}]\n  backup:\n    kind: anthropic\n    base_url: http://{}\n    keys: [{{key: k2}}]\nmodels:\n  claude:\n    targets:\n      - {{provider: ant, model: claude-a}}\n      - {{provider: backup, model: claude-b}}\nclient_keys:\n  - name: t\n    key: {CLIENT_KEY}\n",
+        overloaded.addr, healthy.addr
+    );
+    let gw = Gateway::start(policy.as_bytes(), "p.yaml");
+    let r = gw.chat(
+        r#"{"model":"claude","stream":true,"messages":[{"role":"user","content":"hi"}]}"#,
+        &[],
+    );
+    let text = r.text();
+    assert!(
+        text.trim_end().ends_with("data: [DONE]") && !text.contains("error"),
+        "{text}"
+    );
+    assert_eq!(
+        (overloaded.requests().len(), healthy.requests().len()),
+        (1, 1)
+    );
+}

@@ -132,6 +132,19 @@ pub async fn execute<'a>(
         }
     })
     .await;
+    if let Ok(Ok(Ok((response, Some(first))))) = &outcome {
+        if let Some(message) = opening_error(response, first) {
+            // Nothing has reached the client: this is a failure to retry.
+            let reason = format!("the stream opened with an error: {message}");
+            return AttemptEnd::Failed(
+                prepared,
+                GatewayError::UpstreamProtocol {
+                    provider: provider.to_string(),
+                    reason,
+                },
+            );
+        }
+    }
     match outcome {
         Ok(Ok(Ok((response, first)))) => AttemptEnd::Committed(Box::new(Committed {
             prepared,
@@ -153,6 +166,35 @@ pub async fn execute<'a>(
             )
         }
     }
+}
+
+/// The message of an error event that opens an event stream (Anthropic's
+/// `event: error` after a 200, an OpenAI-style `data: {"error": …}`), if
+/// the first chunk starts with one.
+fn opening_error(response: &UpstreamResponse, first: &Bytes) -> Option<String> {
+    let sse = response
+        .header
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    if !sse {
+        return None;
+    }
+    let mut parser = crate::translate::sse::SseParser::default();
+    let mut events = Vec::new();
+    parser.feed(first, &mut events).ok()?;
+    let e = events.first()?;
+    let v: serde_json::Value = serde_json::from_str(&e.data).ok()?;
+    let error = v
+        .get("error")
+        .filter(|_| e.event == "error" || v.get("type").is_none_or(|t| t == "error"))?;
+    Some(
+        error
+            .get("message")
+            .and_then(|m| m.as_str())
+            .unwrap_or("unknown error")
+            .to_string(),
+    )
 }
 
 async fn read_bounded(
