@@ -43,22 +43,14 @@ pub struct Reply {
     pub id: String,
     pub model: String,
     pub tokens: Vec<String>,
-    pub tool: Option<String>,
+    pub tools: Vec<String>,
     pub stop_reason: &'static str,
     pub input_tokens: u64,
     pub stream: bool,
 }
 
 fn words(v: &Value) -> Vec<String> {
-    match v {
-        Value::String(s) => s.split_whitespace().map(str::to_string).collect(),
-        Value::Array(blocks) => blocks
-            .iter()
-            .filter_map(|b| b.get("text").and_then(Value::as_str))
-            .flat_map(|t| t.split_whitespace().map(str::to_string))
-            .collect(),
-        _ => Vec::new(),
-    }
+    super::reply::content_words(v)
 }
 
 pub fn plan(
@@ -108,16 +100,20 @@ pub fn plan(
     for m in messages {
         input_tokens += 4 + words(&m["content"]).len() as u64;
     }
-    let forced_tool = match req.pointer("/tool_choice/type").and_then(Value::as_str) {
-        Some("any") => req
-            .pointer("/tools/0/name")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        Some("tool") => req
-            .pointer("/tool_choice/name")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        _ => None,
+    let offered: Vec<&str> = req
+        .get("tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.get("name").and_then(Value::as_str))
+        .collect();
+    let forced_tools = match req.pointer("/tool_choice/type").and_then(Value::as_str) {
+        Some("any") => super::reply::forced(None, &offered),
+        Some("tool") => super::reply::forced(
+            req.pointer("/tool_choice/name").and_then(Value::as_str),
+            &offered,
+        ),
+        _ => Vec::new(),
     };
     let mut tokens: Vec<String> = match reply_tokens {
         Some(n) => (0..n).map(|i| format!("w{i}")).collect(),
@@ -128,13 +124,17 @@ pub fn plan(
                 .find(|m| m["role"] == "user")
                 .map(|m| words(&m["content"]))
                 .unwrap_or_default();
-            ["Mock".to_string(), "reply:".to_string()]
-                .into_iter()
-                .chain(last_user)
-                .collect()
+            {
+                let json_mode = req.pointer("/output_config/format").is_some();
+                let mut t = super::reply::tokens(last_user, json_mode);
+                for w in t.iter_mut().skip(1) {
+                    w.remove(0);
+                }
+                t
+            }
         }
     };
-    let mut stop_reason = if forced_tool.is_some() {
+    let mut stop_reason = if !forced_tools.is_empty() {
         "tool_use"
     } else {
         "end_turn"
@@ -150,7 +150,7 @@ pub fn plan(
         id,
         model: model.to_string(),
         tokens,
-        tool: forced_tool,
+        tools: forced_tools,
         stop_reason,
         input_tokens,
         stream: req.get("stream").and_then(Value::as_bool).unwrap_or(false),
@@ -163,8 +163,8 @@ fn usage(r: &Reply, output: u64) -> Value {
 
 fn content(r: &Reply) -> Vec<Value> {
     let mut c = vec![json!({"type": "text", "text": r.tokens.concat()})];
-    if let Some(tool) = &r.tool {
-        c.push(json!({"type": "tool_use", "id": format!("toolu_{}", r.id), "name": tool, "input": {"q": "mock"}}));
+    for (i, tool) in r.tools.iter().enumerate() {
+        c.push(json!({"type": "tool_use", "id": format!("toolu_{}_{i}", r.id), "name": tool, "input": {"q": "mock"}}));
     }
     c
 }
@@ -198,14 +198,15 @@ pub fn sse_events(r: &Reply, tokens_per_chunk: usize) -> Vec<Vec<u8>> {
         "content_block_stop",
         json!({"type": "content_block_stop", "index": 0}),
     ));
-    if let Some(tool) = &r.tool {
-        out.push(event("content_block_start", json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": format!("toolu_{}", r.id), "name": tool, "input": {}}})));
+    for (n, tool) in r.tools.iter().enumerate() {
+        let index = n + 1;
+        out.push(event("content_block_start", json!({"type": "content_block_start", "index": index, "content_block": {"type": "tool_use", "id": format!("toolu_{}_{n}", r.id), "name": tool, "input": {}}})));
         for fragment in ["", "{\"q\": ", "\"mock\"}"] {
-            out.push(event("content_block_delta", json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": fragment}})));
+            out.push(event("content_block_delta", json!({"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": fragment}})));
         }
         out.push(event(
             "content_block_stop",
-            json!({"type": "content_block_stop", "index": 1}),
+            json!({"type": "content_block_stop", "index": index}),
         ));
     }
     out.push(event("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": r.stop_reason, "stop_sequence": null}, "usage": {"output_tokens": r.tokens.len()}})));

@@ -15,21 +15,13 @@ pub fn error(status: u16, message: &str) -> ApiError {
 pub struct Reply {
     pub id: String,
     pub tokens: Vec<String>,
-    pub tool: Option<String>,
+    pub tools: Vec<String>,
     pub input_tokens: u64,
     pub stream: bool,
 }
 
 fn text_of(content: &Value) -> String {
-    match content {
-        Value::String(s) => s.clone(),
-        Value::Array(parts) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join(" "),
-        _ => String::new(),
-    }
+    super::reply::content_words(content).join(" ")
 }
 
 pub fn plan(body: &[u8], id: String) -> Result<Reply, ApiError> {
@@ -53,25 +45,28 @@ pub fn plan(body: &[u8], id: String) -> Result<Reply, ApiError> {
         .find(|m| m["role"] == "user")
         .map(|m| text_of(&m["content"]))
         .unwrap_or_default();
-    let mut tokens: Vec<String> = ["Mock", "reply:"]
-        .iter()
-        .map(|s| s.to_string())
-        .chain(last_user.split_whitespace().map(str::to_string))
+    let json_mode =
+        req.pointer("/response_format/type").and_then(Value::as_str) == Some("json_object");
+    let tokens = super::reply::tokens(
+        last_user.split_whitespace().map(str::to_string).collect(),
+        json_mode,
+    );
+    let offered: Vec<&str> = req
+        .get("tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.pointer("/function/name").and_then(Value::as_str))
         .collect();
-    for t in tokens.iter_mut().skip(1) {
-        t.insert(0, ' ');
-    }
-    let tool = (req.get("tool_choice").and_then(Value::as_str) == Some("REQUIRED"))
-        .then(|| {
-            req.pointer("/tools/0/function/name")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        })
-        .flatten();
+    let tools = if req.get("tool_choice").and_then(Value::as_str) == Some("REQUIRED") {
+        super::reply::forced(None, &offered)
+    } else {
+        Vec::new()
+    };
     Ok(Reply {
         id,
         tokens,
-        tool,
+        tools,
         input_tokens,
         stream: req.get("stream").and_then(Value::as_bool).unwrap_or(false),
     })
@@ -83,7 +78,7 @@ fn usage(r: &Reply) -> Value {
 }
 
 fn finish(r: &Reply) -> &'static str {
-    if r.tool.is_some() {
+    if !r.tools.is_empty() {
         "TOOL_CALL"
     } else {
         "COMPLETE"
@@ -93,9 +88,14 @@ fn finish(r: &Reply) -> &'static str {
 pub fn response_body(r: &Reply) -> Vec<u8> {
     let mut message =
         json!({"role": "assistant", "content": [{"type": "text", "text": r.tokens.concat()}]});
-    if let Some(tool) = &r.tool {
+    if !r.tools.is_empty() {
         message["tool_plan"] = json!("I will use the tool.");
-        message["tool_calls"] = json!([{"id": format!("{tool}_mock1"), "type": "function", "function": {"name": tool, "arguments": "{\"q\":\"mock\"}"}}]);
+        message["tool_calls"] = r
+            .tools
+            .iter()
+            .enumerate()
+            .map(|(i, tool)| json!({"id": format!("{tool}_mock{i}"), "type": "function", "function": {"name": tool, "arguments": "{\"q\":\"mock\"}"}}))
+            .collect();
     }
     json!({"id": r.id, "finish_reason": finish(r), "message": message, "usage": usage(r)})
         .to_string()
@@ -115,12 +115,12 @@ pub fn sse_events(r: &Reply, tokens_per_chunk: usize) -> Vec<Vec<u8>> {
         out.push(event(json!({"type": "content-delta", "index": 0, "delta": {"message": {"content": {"text": piece.concat()}}}})));
     }
     out.push(event(json!({"type": "content-end", "index": 0})));
-    if let Some(tool) = &r.tool {
-        out.push(event(json!({"type": "tool-call-start", "index": 0, "delta": {"message": {"tool_calls": {"id": format!("{tool}_mock1"), "type": "function", "function": {"name": tool, "arguments": ""}}}}})));
+    for (i, tool) in r.tools.iter().enumerate() {
+        out.push(event(json!({"type": "tool-call-start", "index": i, "delta": {"message": {"tool_calls": {"id": format!("{tool}_mock{i}"), "type": "function", "function": {"name": tool, "arguments": ""}}}}})));
         for fragment in ["{\"q\":", "\"mock\"}"] {
-            out.push(event(json!({"type": "tool-call-delta", "index": 0, "delta": {"message": {"tool_calls": {"function": {"arguments": fragment}}}}})));
+            out.push(event(json!({"type": "tool-call-delta", "index": i, "delta": {"message": {"tool_calls": {"function": {"arguments": fragment}}}}})));
         }
-        out.push(event(json!({"type": "tool-call-end", "index": 0})));
+        out.push(event(json!({"type": "tool-call-end", "index": i})));
     }
     out.push(event(
         json!({"type": "message-end", "delta": {"finish_reason": finish(r), "usage": usage(r)}}),

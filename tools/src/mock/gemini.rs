@@ -42,19 +42,13 @@ pub struct Reply {
     pub id: String,
     pub model: String,
     pub tokens: Vec<String>,
-    pub call: Option<String>,
+    pub calls: Vec<String>,
     pub finish: &'static str,
     pub prompt_tokens: u64,
 }
 
 fn texts(parts: &Value) -> Vec<String> {
-    parts
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|p| p.get("text").and_then(Value::as_str))
-        .flat_map(|t| t.split_whitespace().map(str::to_string))
-        .collect()
+    super::reply::content_words(parts)
 }
 
 /// `path` is `…/models/<model>:<method>`.
@@ -102,16 +96,35 @@ pub fn plan(
     for c in contents {
         prompt_tokens += 4 + texts(&c["parts"]).len() as u64;
     }
-    let call = match req
+    let offered: Vec<&str> = req
+        .pointer("/tools/0/functionDeclarations")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d.get("name").and_then(Value::as_str))
+        .collect();
+    let calls = match req
         .pointer("/toolConfig/functionCallingConfig/mode")
         .and_then(Value::as_str)
     {
-        Some("ANY") => req
-            .pointer("/toolConfig/functionCallingConfig/allowedFunctionNames/0")
-            .or_else(|| req.pointer("/tools/0/functionDeclarations/0/name"))
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        _ => None,
+        Some("ANY") => {
+            let allowed: Vec<&str> = req
+                .pointer("/toolConfig/functionCallingConfig/allowedFunctionNames")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            super::reply::forced(
+                None,
+                if allowed.is_empty() {
+                    &offered
+                } else {
+                    &allowed
+                },
+            )
+        }
+        _ => Vec::new(),
     };
     let mut tokens: Vec<String> = match reply_tokens {
         Some(n) => (0..n).map(|i| format!("w{i}")).collect(),
@@ -122,10 +135,17 @@ pub fn plan(
                 .find(|c| c["role"] == "user")
                 .map(|c| texts(&c["parts"]))
                 .unwrap_or_default();
-            ["Mock".to_string(), "reply:".to_string()]
-                .into_iter()
-                .chain(last_user)
-                .collect()
+            {
+                let json_mode = req
+                    .pointer("/generationConfig/responseMimeType")
+                    .and_then(Value::as_str)
+                    == Some("application/json");
+                let mut t = super::reply::tokens(last_user, json_mode);
+                for w in t.iter_mut().skip(1) {
+                    w.remove(0);
+                }
+                t
+            }
         }
     };
     let mut finish = "STOP";
@@ -145,7 +165,7 @@ pub fn plan(
         id,
         model,
         tokens,
-        call,
+        calls,
         finish,
         prompt_tokens,
     })
@@ -160,9 +180,11 @@ fn parts(r: &Reply, text: String, with_call: bool) -> Vec<Value> {
     if !text.is_empty() {
         p.push(json!({"text": text}));
     }
-    if let (true, Some(name)) = (with_call, &r.call) {
-        // Gemini 2.x: no id on function calls.
-        p.push(json!({"functionCall": {"name": name, "args": {"q": "mock"}}}));
+    if with_call {
+        for name in &r.calls {
+            // Gemini 2.x: no id on function calls.
+            p.push(json!({"functionCall": {"name": name, "args": {"q": "mock"}}}));
+        }
     }
     p
 }
@@ -224,7 +246,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            (r.model.as_str(), r.call.as_deref(), r.prompt_tokens),
+            (
+                r.model.as_str(),
+                r.calls.first().map(String::as_str),
+                r.prompt_tokens
+            ),
             ("gemini-2.5-flash", Some("f"), 6)
         );
         let v: Value = serde_json::from_slice(&response_body(&r)).unwrap();

@@ -15,6 +15,7 @@ pub mod faults;
 pub mod gemini;
 pub mod openai;
 mod record;
+pub mod reply;
 pub mod schedule;
 mod server;
 

@@ -17,8 +17,8 @@ pub struct Reply {
     pub prompt_tokens: u64,
     pub stream: bool,
     pub include_usage: bool,
-    /// A tool the request forced (`tool_choice` required or named).
-    pub tool: Option<String>,
+    /// Tools the request forced (`tool_choice` required or named).
+    pub tools: Vec<String>,
 }
 
 impl Reply {
@@ -153,11 +153,16 @@ pub fn plan(
                 .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
                 .map(text_of)
                 .unwrap_or_default();
-            ["Mock", "reply:"]
-                .into_iter()
-                .map(str::to_string)
-                .chain(words(&last_user).map(str::to_string))
-                .collect()
+            let json_mode = matches!(
+                req.pointer("/response_format/type").and_then(Value::as_str),
+                Some("json_object") | Some("json_schema")
+            );
+            let mut t =
+                super::reply::tokens(words(&last_user).map(str::to_string).collect(), json_mode);
+            for w in t.iter_mut().skip(1) {
+                w.remove(0);
+            }
+            t
         }
     };
     let mut finish_reason = "stop";
@@ -170,18 +175,23 @@ pub fn plan(
     for t in tokens.iter_mut().skip(1) {
         t.insert(0, ' ');
     }
-    let tool = match req.get("tool_choice") {
-        Some(Value::String(c)) if c == "required" => req
-            .pointer("/tools/0/function/name")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        Some(Value::Object(_)) => req
-            .pointer("/tool_choice/function/name")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        _ => None,
+    let offered: Vec<&str> = req
+        .get("tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.pointer("/function/name").and_then(Value::as_str))
+        .collect();
+    let tools = match req.get("tool_choice") {
+        Some(Value::String(c)) if c == "required" => super::reply::forced(None, &offered),
+        Some(Value::Object(_)) => super::reply::forced(
+            req.pointer("/tool_choice/function/name")
+                .and_then(Value::as_str),
+            &offered,
+        ),
+        _ => Vec::new(),
     };
-    if tool.is_some() {
+    if !tools.is_empty() {
         finish_reason = "tool_calls";
     }
     let stream = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
@@ -198,7 +208,7 @@ pub fn plan(
         prompt_tokens,
         stream,
         include_usage,
-        tool,
+        tools,
     })
 }
 
@@ -206,17 +216,9 @@ fn words(s: &str) -> impl Iterator<Item = &str> {
     s.split_whitespace()
 }
 
-/// A message's text: a string, or the `text` of its content parts.
+/// A message's words as text (`[image]` for each image part).
 fn text_of(message: &Value) -> String {
-    match message.get("content") {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join(" "),
-        _ => String::new(),
-    }
+    super::reply::content_words(message.get("content").unwrap_or(&Value::Null)).join(" ")
 }
 
 fn usage(r: &Reply) -> Value {
@@ -230,15 +232,20 @@ fn usage(r: &Reply) -> Value {
     })
 }
 
-fn call_id(r: &Reply) -> String {
-    format!("call_{}", r.id.trim_start_matches("chatcmpl-"))
+fn call_id(r: &Reply, i: usize) -> String {
+    format!("call_{}_{i}", r.id.trim_start_matches("chatcmpl-"))
 }
 
 fn message(r: &Reply) -> Value {
     let mut m =
         json!({"role": "assistant", "content": r.text(), "refusal": null, "annotations": []});
-    if let Some(tool) = &r.tool {
-        m["tool_calls"] = json!([{"id": call_id(r), "type": "function", "function": {"name": tool, "arguments": "{\"q\": \"mock\"}"}}]);
+    if !r.tools.is_empty() {
+        m["tool_calls"] = r
+            .tools
+            .iter()
+            .enumerate()
+            .map(|(i, tool)| json!({"id": call_id(r, i), "type": "function", "function": {"name": tool, "arguments": "{\"q\": \"mock\"}"}}))
+            .collect();
     }
     m
 }
@@ -295,12 +302,12 @@ pub fn sse_events(r: &Reply, tokens_per_chunk: usize) -> Vec<Vec<u8>> {
     for piece in r.tokens.chunks(tokens_per_chunk.max(1)) {
         out.push(chunk(json!({"content": piece.concat()}), Value::Null));
     }
-    if let Some(tool) = &r.tool {
+    for (i, tool) in r.tools.iter().enumerate() {
         // Header first, then argument fragments, as the real API streams them.
-        out.push(chunk(json!({"tool_calls": [{"index": 0, "id": call_id(r), "type": "function", "function": {"name": tool, "arguments": ""}}]}), Value::Null));
+        out.push(chunk(json!({"tool_calls": [{"index": i, "id": call_id(r, i), "type": "function", "function": {"name": tool, "arguments": ""}}]}), Value::Null));
         for fragment in ["{\"q\": ", "\"mock\"}"] {
             out.push(chunk(
-                json!({"tool_calls": [{"index": 0, "function": {"arguments": fragment}}]}),
+                json!({"tool_calls": [{"index": i, "function": {"arguments": fragment}}]}),
                 Value::Null,
             ));
         }
