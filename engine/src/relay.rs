@@ -127,6 +127,11 @@ pub async fn buffered(
         request_id,
         &[],
     );
+    let header = header.and_then(|mut h| {
+        h.insert_header("x-switchyard-error-source", "provider")
+            .ok()
+            .map(|_| h)
+    });
     send_whole(session, header, Bytes::from(body)).await
 }
 

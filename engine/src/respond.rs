@@ -34,7 +34,9 @@ pub async fn error(
     client: ClientFormat,
 ) -> bool {
     let retry_after = err.retry_after().map(|s| s.to_string());
-    let mut extra: Vec<(&str, &str)> = Vec::new();
+    // Whose fault: the gateway's own decision (limits, keys, validation)
+    // or a provider it could not use.
+    let mut extra: Vec<(&str, &str)> = vec![("x-switchyard-error-source", "gateway")];
     if matches!(err, GatewayError::MissingKey | GatewayError::InvalidKey) {
         extra.push(("www-authenticate", "Bearer"));
     }

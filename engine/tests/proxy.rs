@@ -117,6 +117,7 @@ fn authentication_failures_are_401_in_openai_shape() {
         HELLO.as_bytes(),
     );
     assert_eq!(bad.status, 401);
+    assert_eq!(bad.header("x-switchyard-error-source"), Some("gateway"));
     let e = bad.json();
     assert_eq!(e["error"]["type"], "invalid_request_error");
     assert_eq!(e["error"]["code"], "invalid_api_key");
@@ -209,6 +210,7 @@ fn provider_errors_pass_through_and_unreachable_providers_are_502() {
     let (mock, gw) = setup();
     let r = gw.chat(HELLO, &[("x-mock-status", "503")]);
     assert_eq!(r.status, 503);
+    assert_eq!(r.header("x-switchyard-error-source"), Some("provider"));
     assert_eq!(r.json()["error"]["type"], "server_error");
     let r = gw.chat(
         r#"{"model":"down","messages":[{"role":"user","content":"x"}]}"#,

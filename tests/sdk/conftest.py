@@ -73,3 +73,43 @@ def gateway(tmp_path_factory):
             stop(gw)
     finally:
         stop(mock)
+
+
+MATRIX_PROVIDERS = {
+    "openai": "    kind: openai\n    base_url: http://{mock}/v1",
+    "compat": "    kind: openai_compatible\n    base_url: http://{mock}/v1\n    compat: {{preset: vllm}}",
+    "anthropic": "    kind: anthropic\n    base_url: http://{mock}",
+    "gemini": "    kind: gemini\n    base_url: http://{mock}",
+    "cohere": "    kind: cohere\n    base_url: http://{mock}",
+}
+
+
+@pytest.fixture(scope="session")
+def matrix_gateway(tmp_path_factory):
+    """A gateway with one alias per provider kind (`m-<kind>`), all served
+    by one mock that speaks every wire format. Yields the root URL."""
+    mock_port, gw_port = free_port(), free_port()
+    mock = subprocess.Popen([str(TARGET / "mock-provider"), "--listen", f"127.0.0.1:{mock_port}"], stderr=subprocess.DEVNULL)
+    try:
+        wait_http(f"http://127.0.0.1:{mock_port}/healthz")
+        lines = ["version: 1", "providers:"]
+        for name, spec in MATRIX_PROVIDERS.items():
+            lines += [f"  {name}:", spec.format(mock=f"127.0.0.1:{mock_port}"), f"    keys: [{{key: sk-{name}}}]"]
+        lines.append("models:")
+        for name in MATRIX_PROVIDERS:
+            lines += [f"  m-{name}:", f"    targets: [{{provider: {name}, model: {name}-model}}]"]
+        lines += ["client_keys:", "  - name: matrix", f"    key: {CLIENT_KEY}"]
+        policy = tmp_path_factory.mktemp("matrix") / "matrix.yaml"
+        policy.write_text("\n".join(lines) + "\n")
+        gw = subprocess.Popen(
+            [str(TARGET / "switchyard"), "serve", "--policy", str(policy), "--listen", f"127.0.0.1:{gw_port}", "--threads", "2", "--grace-seconds", "0"],
+            env=dict(os.environ, RUST_LOG="warn"),
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_http(f"http://127.0.0.1:{gw_port}/healthz")
+            yield f"http://127.0.0.1:{gw_port}"
+        finally:
+            stop(gw)
+    finally:
+        stop(mock)
