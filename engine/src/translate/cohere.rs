@@ -4,7 +4,7 @@
 //! usage (`tokens`, not `billed_units`) and typed stream events.
 
 use crate::error::GatewayError;
-use crate::translate::driver::{data, error_event, EventHandler, SseDriven};
+use crate::translate::driver::{data, error_event, EventHandler, Flow, SseDriven};
 use crate::translate::params::{unsupported, ParamTable, Rule};
 use crate::translate::sse::SseEvent;
 use serde_json::{json, Map, Value};
@@ -323,8 +323,6 @@ pub struct CohereToOpenAi {
     model: String,
     id: String,
     usage: Option<Value>,
-    failed: bool,
-    done: bool,
 }
 
 impl CohereToOpenAi {
@@ -335,8 +333,6 @@ impl CohereToOpenAi {
             model: model.to_string(),
             id: String::new(),
             usage: None,
-            failed: false,
-            done: false,
         })
     }
 
@@ -353,7 +349,7 @@ impl CohereToOpenAi {
 }
 
 impl EventHandler for CohereToOpenAi {
-    fn event(&mut self, e: SseEvent, out: &mut Vec<u8>) {
+    fn event(&mut self, e: SseEvent, out: &mut Vec<u8>, flow: &mut Flow) {
         let Ok(v) = serde_json::from_str::<Value>(&e.data) else {
             return;
         };
@@ -423,8 +419,7 @@ impl EventHandler for CohereToOpenAi {
                         "upstream_error",
                         out,
                     );
-                    self.failed = true;
-                    self.done = true;
+                    flow.fail();
                     return;
                 }
                 self.chunk(json!({}), Some(finish_reason(reason)), out);
@@ -433,33 +428,19 @@ impl EventHandler for CohereToOpenAi {
                     data(&c, out);
                 }
                 out.extend_from_slice(b"data: [DONE]\n\n");
-                self.done = true;
+                flow.finish();
             }
             _ => {}
         }
     }
 
-    fn end(&mut self, out: &mut Vec<u8>) {
-        self.failed = true;
-        self.done = true;
+    fn end(&mut self, out: &mut Vec<u8>, flow: &mut Flow) {
+        flow.fail();
         error_event(
             "the provider ended the stream before message-end",
             "upstream_stream_interrupted",
             out,
         );
-    }
-
-    fn done(&self) -> bool {
-        self.done
-    }
-
-    fn failed(&self) -> bool {
-        self.failed
-    }
-
-    fn fail(&mut self) {
-        self.failed = true;
-        self.done = true;
     }
 
     fn usage(&self) -> Option<Value> {

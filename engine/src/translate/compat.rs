@@ -1,7 +1,7 @@
 //! OpenAI-compatible servers' quirks (policy `compat`), applied to requests
 //! and answers. Without quirks, bytes pass through untouched.
 
-use super::driver::{data, error_event, EventHandler, SseDriven};
+use super::driver::{data, error_event, EventHandler, Flow, SseDriven};
 use super::openai::ChatRequest;
 use super::sse::SseEvent;
 use crate::error::GatewayError;
@@ -124,8 +124,6 @@ pub struct CompatStream {
     rules: AnswerRules,
     usage: Option<Value>,
     finished: bool,
-    failed: bool,
-    done: bool,
 }
 
 impl CompatStream {
@@ -134,25 +132,22 @@ impl CompatStream {
             rules,
             usage: None,
             finished: false,
-            failed: false,
-            done: false,
         })
     }
 }
 
 impl EventHandler for CompatStream {
-    fn event(&mut self, e: SseEvent, out: &mut Vec<u8>) {
+    fn event(&mut self, e: SseEvent, out: &mut Vec<u8>, flow: &mut Flow) {
         if e.data.trim() == "[DONE]" {
             out.extend_from_slice(b"data: [DONE]\n\n");
-            self.done = true;
+            flow.finish();
             return;
         }
         let Ok(mut v) = serde_json::from_str::<Value>(&e.data) else {
             return;
         };
         if v.get("error").is_some() {
-            self.failed = true;
-            self.done = true;
+            flow.fail();
         }
         if v.pointer("/choices/0/finish_reason")
             .is_some_and(|f| !f.is_null())
@@ -166,32 +161,19 @@ impl EventHandler for CompatStream {
         data(&v, out);
     }
 
-    fn end(&mut self, out: &mut Vec<u8>) {
-        self.done = true;
+    fn end(&mut self, out: &mut Vec<u8>, flow: &mut Flow) {
+        flow.finish();
         if self.finished {
             // Some servers omit the terminator; a finished stream still is one.
             out.extend_from_slice(b"data: [DONE]\n\n");
         } else {
-            self.failed = true;
+            flow.fail();
             error_event(
                 "the provider ended the stream early",
                 "upstream_stream_interrupted",
                 out,
             );
         }
-    }
-
-    fn done(&self) -> bool {
-        self.done
-    }
-
-    fn failed(&self) -> bool {
-        self.failed
-    }
-
-    fn fail(&mut self) {
-        self.failed = true;
-        self.done = true;
     }
 
     fn usage(&self) -> Option<Value> {

@@ -6,21 +6,41 @@ use super::sse::{SseEvent, SseParser};
 use super::StreamTranslator;
 use serde_json::{json, Value};
 
+/// Where a stream stands: still going, finished, or failed (a failure also
+/// finishes it; later events are not honoured).
+#[derive(Default)]
+pub struct Flow {
+    done: bool,
+    failed: bool,
+}
+
+impl Flow {
+    pub fn finish(&mut self) {
+        self.done = true;
+    }
+
+    pub fn fail(&mut self) {
+        self.failed = true;
+        self.done = true;
+    }
+
+    pub fn done(&self) -> bool {
+        self.done
+    }
+}
+
 /// What one provider's stream events mean in the client's format.
 pub trait EventHandler: Send {
-    fn event(&mut self, e: SseEvent, out: &mut Vec<u8>);
+    fn event(&mut self, e: SseEvent, out: &mut Vec<u8>, flow: &mut Flow);
     /// The provider's stream ended on its own; close the client's (with
     /// `[DONE]`, or with an error if the provider stopped too early).
-    fn end(&mut self, out: &mut Vec<u8>);
-    /// An error ended the stream: later events are not honoured.
-    fn done(&self) -> bool;
-    fn failed(&self) -> bool;
-    fn fail(&mut self);
+    fn end(&mut self, out: &mut Vec<u8>, flow: &mut Flow);
     fn usage(&self) -> Option<Value>;
 }
 
 pub struct SseDriven<H> {
     parser: SseParser,
+    flow: Flow,
     pub handler: H,
 }
 
@@ -28,6 +48,7 @@ impl<H> SseDriven<H> {
     pub fn new(handler: H) -> Self {
         SseDriven {
             parser: SseParser::default(),
+            flow: Flow::default(),
             handler,
         }
     }
@@ -54,15 +75,15 @@ impl<H: EventHandler> StreamTranslator for SseDriven<H> {
         let mut events = Vec::new();
         let mut out = Vec::new();
         if let Err(e) = self.parser.feed(bytes, &mut events) {
-            self.handler.fail();
+            self.flow.fail();
             error_event(&e, "upstream_invalid_response", &mut out);
             return out;
         }
         for e in events {
-            if self.handler.done() {
+            if self.flow.done {
                 break;
             }
-            self.handler.event(e, &mut out);
+            self.handler.event(e, &mut out, &mut self.flow);
         }
         out
     }
@@ -72,18 +93,18 @@ impl<H: EventHandler> StreamTranslator for SseDriven<H> {
         self.parser.finish(&mut events);
         let mut out = Vec::new();
         for e in events {
-            if !self.handler.done() {
-                self.handler.event(e, &mut out);
+            if !self.flow.done {
+                self.handler.event(e, &mut out, &mut self.flow);
             }
         }
-        if !self.handler.done() {
-            self.handler.end(&mut out);
+        if !self.flow.done {
+            self.handler.end(&mut out, &mut self.flow);
         }
         out
     }
 
     fn failed(&self) -> bool {
-        self.handler.failed()
+        self.flow.failed
     }
 
     fn usage(&self) -> Option<Value> {

@@ -3,7 +3,7 @@
 //! streams and errors come back as Anthropic's.
 
 use crate::error::GatewayError;
-use crate::translate::driver::{EventHandler, SseDriven};
+use crate::translate::driver::{EventHandler, Flow, SseDriven};
 use crate::translate::sse::SseEvent;
 use serde_json::{json, Map, Value};
 
@@ -369,8 +369,6 @@ pub struct OpenAiToAnthropic {
     open: Block,
     stop: &'static str,
     usage: Option<Value>,
-    failed: bool,
-    done: bool,
 }
 
 impl OpenAiToAnthropic {
@@ -381,8 +379,6 @@ impl OpenAiToAnthropic {
             open: Block::None,
             stop: "end_turn",
             usage: None,
-            failed: false,
-            done: false,
         })
     }
 
@@ -433,7 +429,7 @@ impl OpenAiToAnthropic {
         );
     }
 
-    fn finish_message(&mut self, out: &mut Vec<u8>) {
+    fn finish_message(&mut self, out: &mut Vec<u8>, flow: &mut Flow) {
         self.close(out);
         let u = usage(self.usage.as_ref().unwrap_or(&Value::Null));
         event(
@@ -442,15 +438,15 @@ impl OpenAiToAnthropic {
             out,
         );
         event("message_stop", json!({"type": "message_stop"}), out);
-        self.done = true;
+        flow.finish();
     }
 }
 
 impl EventHandler for OpenAiToAnthropic {
-    fn event(&mut self, e: SseEvent, out: &mut Vec<u8>) {
+    fn event(&mut self, e: SseEvent, out: &mut Vec<u8>, flow: &mut Flow) {
         if e.data.trim() == "[DONE]" {
             self.start_message(&Value::Null, out);
-            self.finish_message(out);
+            self.finish_message(out, flow);
             return;
         }
         let Ok(v) = serde_json::from_str::<Value>(&e.data) else {
@@ -467,8 +463,7 @@ impl EventHandler for OpenAiToAnthropic {
                 json!({"type": "error", "error": {"type": kind, "message": err.get("message").cloned().unwrap_or(json!("the provider failed"))}}),
                 out,
             );
-            self.failed = true;
-            self.done = true;
+            flow.fail();
             return;
         }
         self.start_message(&v, out);
@@ -546,32 +541,18 @@ impl EventHandler for OpenAiToAnthropic {
         }
     }
 
-    fn end(&mut self, out: &mut Vec<u8>) {
+    fn end(&mut self, out: &mut Vec<u8>, flow: &mut Flow) {
         // An OpenAI-style stream that ended without [DONE] but finished.
         if self.started {
-            self.finish_message(out);
+            self.finish_message(out, flow);
         } else {
-            self.failed = true;
-            self.done = true;
+            flow.fail();
             event(
                 "error",
                 json!({"type": "error", "error": {"type": "api_error", "message": "the provider ended the stream early"}}),
                 out,
             );
         }
-    }
-
-    fn done(&self) -> bool {
-        self.done
-    }
-
-    fn failed(&self) -> bool {
-        self.failed
-    }
-
-    fn fail(&mut self) {
-        self.failed = true;
-        self.done = true;
     }
 
     fn usage(&self) -> Option<Value> {

@@ -14,7 +14,7 @@
 //!   event and ends the stream without `[DONE]`.
 
 use super::response::{finish_reason, openai_error, usage};
-use crate::translate::driver::{data, error_event, EventHandler, SseDriven};
+use crate::translate::driver::{data, error_event, EventHandler, Flow, SseDriven};
 use crate::translate::sse::SseEvent;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -28,8 +28,6 @@ pub struct AnthropicToOpenAi {
     thinking: HashMap<u64, String>,
     usage: Map<String, Value>,
     finished: bool,
-    failed: bool,
-    done: bool,
 }
 
 impl AnthropicToOpenAi {
@@ -43,8 +41,6 @@ impl AnthropicToOpenAi {
             thinking: HashMap::new(),
             usage: Map::new(),
             finished: false,
-            failed: false,
-            done: false,
         })
     }
 
@@ -62,7 +58,7 @@ impl AnthropicToOpenAi {
         data(&c, out);
     }
 
-    fn event(&mut self, e: SseEvent, out: &mut Vec<u8>) {
+    fn event(&mut self, e: SseEvent, out: &mut Vec<u8>, flow: &mut Flow) {
         let Ok(v) = serde_json::from_str::<Value>(&e.data) else {
             // Unparseable payloads are skipped like unknown events; the
             // stream's own end decides success.
@@ -169,12 +165,11 @@ impl AnthropicToOpenAi {
                     data(&c, out);
                 }
                 out.extend_from_slice(b"data: [DONE]\n\n");
-                self.done = true;
+                flow.finish();
             }
             "error" => {
                 data(&openai_error(&v["error"]), out);
-                self.failed = true;
-                self.done = true;
+                flow.fail();
             }
             _ => {}
         }
@@ -182,33 +177,19 @@ impl AnthropicToOpenAi {
 }
 
 impl EventHandler for AnthropicToOpenAi {
-    fn event(&mut self, e: SseEvent, out: &mut Vec<u8>) {
-        AnthropicToOpenAi::event(self, e, out)
+    fn event(&mut self, e: SseEvent, out: &mut Vec<u8>, flow: &mut Flow) {
+        AnthropicToOpenAi::event(self, e, out, flow)
     }
 
-    fn end(&mut self, out: &mut Vec<u8>) {
+    fn end(&mut self, out: &mut Vec<u8>, flow: &mut Flow) {
         // The provider closed the stream without `message_stop`.
-        self.failed = true;
-        self.done = true;
+        flow.fail();
         let why = if self.finished {
             "the provider ended the stream without message_stop"
         } else {
             "the provider ended the stream early"
         };
         error_event(why, "upstream_stream_interrupted", out);
-    }
-
-    fn done(&self) -> bool {
-        self.done
-    }
-
-    fn failed(&self) -> bool {
-        self.failed
-    }
-
-    fn fail(&mut self) {
-        self.failed = true;
-        self.done = true;
     }
 
     fn usage(&self) -> Option<Value> {

@@ -5,7 +5,7 @@
 //! stream has no terminator; a clean end after a `finishReason` is success.
 
 use super::response::{finish_reason, read_parts, usage};
-use crate::translate::driver::{data, error_event, EventHandler, SseDriven};
+use crate::translate::driver::{data, error_event, EventHandler, Flow, SseDriven};
 use crate::translate::sse::SseEvent;
 use serde_json::{json, Value};
 
@@ -19,8 +19,6 @@ pub struct GeminiToOpenAi {
     tool_index: u64,
     usage: Option<Value>,
     finished: bool,
-    failed: bool,
-    done: bool,
 }
 
 impl GeminiToOpenAi {
@@ -35,8 +33,6 @@ impl GeminiToOpenAi {
             tool_index: 0,
             usage: None,
             finished: false,
-            failed: false,
-            done: false,
         })
     }
 
@@ -51,14 +47,13 @@ impl GeminiToOpenAi {
         data(&c, out);
     }
 
-    fn event(&mut self, e: SseEvent, out: &mut Vec<u8>) {
+    fn event(&mut self, e: SseEvent, out: &mut Vec<u8>, flow: &mut Flow) {
         let Ok(v) = serde_json::from_str::<Value>(&e.data) else {
             return;
         };
         if let Some(err) = v.get("error") {
             data(&super::response::openai_error(err), out);
-            self.failed = true;
-            self.done = true;
+            flow.fail();
             return;
         }
         if !self.started {
@@ -106,15 +101,15 @@ impl GeminiToOpenAi {
 }
 
 impl EventHandler for GeminiToOpenAi {
-    fn event(&mut self, e: SseEvent, out: &mut Vec<u8>) {
-        GeminiToOpenAi::event(self, e, out)
+    fn event(&mut self, e: SseEvent, out: &mut Vec<u8>, flow: &mut Flow) {
+        GeminiToOpenAi::event(self, e, out, flow)
     }
 
     /// Gemini has no terminator: a clean end after a finish reason is success.
-    fn end(&mut self, out: &mut Vec<u8>) {
-        self.done = true;
+    fn end(&mut self, out: &mut Vec<u8>, flow: &mut Flow) {
+        flow.finish();
         if !self.finished {
-            self.failed = true;
+            flow.fail();
             error_event(
                 "the provider ended the stream before a finish reason",
                 "upstream_stream_interrupted",
@@ -130,19 +125,6 @@ impl EventHandler for GeminiToOpenAi {
             data(&c, out);
         }
         out.extend_from_slice(b"data: [DONE]\n\n");
-    }
-
-    fn done(&self) -> bool {
-        self.done
-    }
-
-    fn failed(&self) -> bool {
-        self.failed
-    }
-
-    fn fail(&mut self) {
-        self.failed = true;
-        self.done = true;
     }
 
     fn usage(&self) -> Option<Value> {
