@@ -20,7 +20,7 @@ cargo build --locked --workspace --bins
 step "cargo test"
 cargo test --locked --workspace --all-targets
 
-step "OpenAI SDK end-to-end tests"
+step "SDK end-to-end tests (official openai and anthropic clients, conformance matrix)"
 .venv/bin/python -m pytest -q tests/sdk
 
 fuzz_seconds="${SWITCHYARD_FUZZ_SECONDS:-20}"
