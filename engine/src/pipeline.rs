@@ -179,7 +179,7 @@ async fn chat(
     // What the client's own API requires is checked before any provider
     // state (cool-downs, breakers) can answer in its place.
     if client == ClientFormat::Anthropic {
-        if let Err(e) = translate::anthropic::inbound::validate(&body) {
+        if let Err(e) = translate::anthropic::inbound::validate(&request) {
             return fail(session, route, e, rid, client).await;
         }
     }

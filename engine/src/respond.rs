@@ -52,7 +52,7 @@ pub async fn error(
     };
     write_full(
         session,
-        err.status().as_u16(),
+        status,
         "application/json",
         body,
         request_id,

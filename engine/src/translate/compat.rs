@@ -7,9 +7,7 @@ use super::sse::SseEvent;
 use crate::error::GatewayError;
 use bytes::Bytes;
 use policy::ArchivedCompat;
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
 
 /// The request for this server, and the parameters dropped on its account.
 pub fn request(
@@ -21,37 +19,31 @@ pub fn request(
     if !compat.changes_requests() {
         return Ok((super::openai::to_upstream(body, req, model)?, Vec::new()));
     }
-    let mut fields: BTreeMap<String, &RawValue> = serde_json::from_slice(body)
-        .map_err(|e| GatewayError::BadRequest(format!("could not parse the JSON body: {e}")))?;
     let mut dropped = Vec::new();
-    for name in compat.drop_params.iter() {
-        if fields.remove(name.as_str()).is_some() {
-            dropped.push(name.to_string());
+    let body = super::openai::rewrite(body, model, |fields| {
+        for name in compat.drop_params.iter() {
+            if fields.remove(name.as_str()).is_some() {
+                dropped.push(name.to_string());
+            }
         }
-    }
-    let wanted = compat.max_tokens_field.as_str();
-    if !wanted.is_empty() {
-        let other = if wanted == "max_tokens" {
-            "max_completion_tokens"
-        } else {
-            "max_tokens"
-        };
-        if let Some(v) = fields.remove(other) {
-            fields.entry(wanted.to_string()).or_insert(v);
+        let wanted = compat.max_tokens_field.as_str();
+        if !wanted.is_empty() {
+            let other = if wanted == "max_tokens" {
+                "max_completion_tokens"
+            } else {
+                "max_tokens"
+            };
+            if let Some(v) = fields.remove(other) {
+                fields.entry(wanted.to_string()).or_insert(v);
+            }
         }
-    }
-    for pair in compat.rename_params.iter() {
-        if let Some(v) = fields.remove(pair.0.as_str()) {
-            fields.insert(pair.1.to_string(), v);
+        for pair in compat.rename_params.iter() {
+            if let Some(v) = fields.remove(pair.0.as_str()) {
+                fields.insert(pair.1.to_string(), v);
+            }
         }
-    }
-    let model_json =
-        serde_json::to_string(model).map_err(|e| GatewayError::Internal(e.to_string()))?;
-    let model_raw =
-        RawValue::from_string(model_json).map_err(|e| GatewayError::Internal(e.to_string()))?;
-    fields.insert("model".into(), &model_raw);
-    let out = serde_json::to_vec(&fields).map_err(|e| GatewayError::Internal(e.to_string()))?;
-    Ok((Bytes::from(out), dropped))
+    })?;
+    Ok((body, dropped))
 }
 
 /// The answer rules, owned (streams outlive the policy borrow).

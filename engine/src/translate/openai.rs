@@ -14,6 +14,8 @@ pub struct ChatRequest<'a> {
     pub stream: bool,
     /// `stream_options.include_usage`: send a final usage chunk.
     pub include_usage: bool,
+    /// `max_tokens` when it is a whole number.
+    pub max_tokens: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -32,6 +34,9 @@ struct Head<'a> {
     messages: Option<&'a RawValue>,
     #[serde(default)]
     stream_options: Option<StreamOptions>,
+    /// Raw, so that an odd value is the provider's to judge, not a parse error.
+    #[serde(borrow, default)]
+    max_tokens: Option<&'a RawValue>,
 }
 
 pub fn parse_chat(body: &[u8]) -> Result<ChatRequest<'_>, GatewayError> {
@@ -70,6 +75,7 @@ pub fn parse_chat(body: &[u8]) -> Result<ChatRequest<'_>, GatewayError> {
             .stream_options
             .and_then(|o| o.include_usage)
             .unwrap_or(false),
+        max_tokens: head.max_tokens.and_then(|v| v.get().parse().ok()),
     })
 }
 
@@ -83,8 +89,19 @@ pub fn to_upstream(
     if req.model == target_model {
         return Ok(body.clone());
     }
+    rewrite(body, target_model, |_| ())
+}
+
+/// The same JSON object with `edit` applied to its top-level fields and
+/// `model` set; values are kept as raw JSON, never re-parsed.
+pub fn rewrite(
+    body: &[u8],
+    target_model: &str,
+    edit: impl FnOnce(&mut BTreeMap<String, &RawValue>),
+) -> Result<Bytes, GatewayError> {
     let mut fields: BTreeMap<String, &RawValue> = serde_json::from_slice(body)
         .map_err(|e| GatewayError::BadRequest(format!("could not parse the JSON body: {e}")))?;
+    edit(&mut fields);
     let model =
         serde_json::to_string(target_model).map_err(|e| GatewayError::Internal(e.to_string()))?;
     let model = RawValue::from_string(model).map_err(|e| GatewayError::Internal(e.to_string()))?;

@@ -126,11 +126,7 @@ pub fn plan(
                 .unwrap_or_default();
             {
                 let json_mode = req.pointer("/output_config/format").is_some();
-                let mut t = super::reply::tokens(last_user, json_mode);
-                for w in t.iter_mut().skip(1) {
-                    w.remove(0);
-                }
-                t
+                super::reply::tokens(last_user, json_mode)
             }
         }
     };

@@ -47,10 +47,11 @@ pub fn plan(body: &[u8], id: String) -> Result<Reply, ApiError> {
         .unwrap_or_default();
     let json_mode =
         req.pointer("/response_format/type").and_then(Value::as_str) == Some("json_object");
-    let tokens = super::reply::tokens(
+    let mut tokens = super::reply::tokens(
         last_user.split_whitespace().map(str::to_string).collect(),
         json_mode,
     );
+    super::reply::space(&mut tokens);
     let offered: Vec<&str> = req
         .get("tools")
         .and_then(Value::as_array)

@@ -140,11 +140,7 @@ pub fn plan(
                     .pointer("/generationConfig/responseMimeType")
                     .and_then(Value::as_str)
                     == Some("application/json");
-                let mut t = super::reply::tokens(last_user, json_mode);
-                for w in t.iter_mut().skip(1) {
-                    w.remove(0);
-                }
-                t
+                super::reply::tokens(last_user, json_mode)
             }
         }
     };

@@ -157,12 +157,7 @@ pub fn plan(
                 req.pointer("/response_format/type").and_then(Value::as_str),
                 Some("json_object") | Some("json_schema")
             );
-            let mut t =
-                super::reply::tokens(words(&last_user).map(str::to_string).collect(), json_mode);
-            for w in t.iter_mut().skip(1) {
-                w.remove(0);
-            }
-            t
+            super::reply::tokens(words(&last_user).map(str::to_string).collect(), json_mode)
         }
     };
     let mut finish_reason = "stop";

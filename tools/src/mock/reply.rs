@@ -30,20 +30,25 @@ pub fn content_words(v: &Value) -> Vec<String> {
     }
 }
 
-/// `Mock reply: <the user's words>`, or in JSON mode one token holding
-/// `{"reply": "<that text>"}`. Tokens after the first carry their space.
+/// `Mock reply: <the user's words>` as words, or in JSON mode one word
+/// holding `{"reply": "<that text>"}`.
 pub fn tokens(user_words: Vec<String>, json_mode: bool) -> Vec<String> {
-    let mut words: Vec<String> = ["Mock".to_string(), "reply:".to_string()]
+    let words: Vec<String> = ["Mock".to_string(), "reply:".to_string()]
         .into_iter()
         .chain(user_words)
         .collect();
     if json_mode {
         return vec![json!({"reply": words.join(" ")}).to_string()];
     }
-    for w in words.iter_mut().skip(1) {
-        w.insert(0, ' ');
-    }
     words
+}
+
+/// Tokens after the first carry their leading space, so that
+/// concatenating them gives the text.
+pub fn space(tokens: &mut [String]) {
+    for t in tokens.iter_mut().skip(1) {
+        t.insert(0, ' ');
+    }
 }
 
 /// The tools a forced tool choice calls: the named one, else the first two

@@ -4,6 +4,7 @@
 
 use crate::error::GatewayError;
 use crate::translate::driver::{EventHandler, Flow, SseDriven};
+use crate::translate::openai::ChatRequest;
 use crate::translate::sse::SseEvent;
 use serde_json::{json, Map, Value};
 
@@ -12,10 +13,8 @@ fn bad(msg: String) -> GatewayError {
 }
 
 /// What the Messages API itself requires of every request.
-pub fn validate(body: &[u8]) -> Result<(), GatewayError> {
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| bad(format!("could not parse the JSON body: {e}")))?;
-    match v.get("max_tokens").and_then(Value::as_u64) {
+pub fn validate(req: &ChatRequest<'_>) -> Result<(), GatewayError> {
+    match req.max_tokens {
         Some(n) if n > 0 => Ok(()),
         _ => Err(bad("max_tokens: Field required (a positive integer)".into())),
     }
