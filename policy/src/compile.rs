@@ -3,11 +3,13 @@
 
 use crate::error::{Diagnostic, Error};
 use crate::interpolate;
-use crate::keys;
 use crate::model::*;
 use crate::spec::*;
 use crate::yaml_index::YamlIndex;
 use std::collections::{BTreeMap, HashMap};
+
+mod tenancy;
+use tenancy::Directory;
 
 /// Where `${VAR}` values come from.
 pub trait EnvLookup {
@@ -140,16 +142,27 @@ impl Checker<'_> {
             .map(|(i, p)| (p.name.as_str(), i as u32))
             .collect();
         let aliases = self.aliases(spec.models, &names);
-        let client_keys = self.client_keys(spec.client_keys);
+        let (tenancy, dir) = self.tenancy(
+            spec.tenancy,
+            spec.users,
+            spec.teams,
+            spec.prices,
+            spec.usage,
+            spec.admin_keys,
+        );
+        let client_keys = self.client_keys(spec.client_keys, &dir);
         let retry_budget = self.retry_budget(spec.retry_budget);
-        CompiledPolicy {
+        let policy = CompiledPolicy {
             source: file.to_string(),
             listener,
             providers,
             aliases,
             client_keys,
             retry_budget,
-        }
+            tenancy,
+        };
+        self.check_prices(&policy);
+        policy
     }
 
     fn retry_budget(&mut self, b: RetryBudgetSpec) -> RetryBudget {
@@ -530,7 +543,7 @@ impl Checker<'_> {
         })
     }
 
-    fn client_keys(&mut self, specs: Vec<ClientKeySpec>) -> Vec<ClientKey> {
+    fn client_keys(&mut self, specs: Vec<ClientKeySpec>, dir: &Directory) -> Vec<ClientKey> {
         let mut out: Vec<ClientKey> = Vec::with_capacity(specs.len());
         let mut names = BTreeMap::new();
         for (i, k) in specs.into_iter().enumerate() {
@@ -544,36 +557,43 @@ impl Checker<'_> {
                     ),
                 );
             }
-            let sha256 = match (&k.key, &k.key_sha256) {
-                (Some(raw), None) => {
-                    let kp = format!("{at}.key");
-                    match self.expand(&kp, raw) {
-                        Some(key) if key.len() >= 16 => Some(keys::sha256(&key)),
-                        Some(_) => {
-                            self.error(&kp, "client keys must be at least 16 characters (mint one with `policyc mint-key`)");
-                            None
-                        }
-                        None => None,
-                    }
-                }
-                (None, Some(hex)) => match keys::parse_sha256_hex(hex) {
-                    Ok(h) => Some(h),
-                    Err(e) => {
-                        self.error(&format!("{at}.key_sha256"), e);
-                        None
-                    }
-                },
-                _ => {
-                    self.error(&at, "set exactly one of `key` or `key_sha256`");
-                    None
-                }
-            };
+            let sha256 = self.key_hash(&at, k.key.as_deref(), k.key_sha256.as_deref());
             if k.models.is_empty() {
                 self.error(
                     &format!("{at}.models"),
                     "list at least one model pattern (`*` for all)",
                 );
             }
+            let user = k
+                .user
+                .as_deref()
+                .and_then(|u| self.lookup(&format!("{at}.user"), "user", u, &dir.users));
+            let users_team = user.and_then(|u| dir.user_team.get(u as usize).copied().flatten());
+            let team = match k.team.as_deref() {
+                Some(t) => {
+                    let team = self.lookup(&format!("{at}.team"), "team", t, &dir.teams);
+                    if users_team.is_some() && team.is_some() && users_team != team {
+                        self.error(
+                            &format!("{at}.team"),
+                            "differs from the team of the key's user; leave it out to use the user's",
+                        );
+                    }
+                    team
+                }
+                None => users_team,
+            };
+            let expires_at = k
+                .expires_at
+                .as_deref()
+                .and_then(|t| self.timestamp(&format!("{at}.expires_at"), t));
+            let source_ips = k
+                .source_ips
+                .iter()
+                .enumerate()
+                .filter_map(|(j, c)| self.cidr(&format!("{at}.source_ips[{j}]"), c))
+                .collect();
+            let limits = self.limits(&format!("{at}.limits"), k.limits);
+            let budgets = self.budgets(&format!("{at}.budgets"), k.budgets);
             let Some(sha256) = sha256 else { continue };
             if let Some(dup) = out.iter().find(|c| c.sha256 == sha256) {
                 self.error(
@@ -586,10 +606,57 @@ impl Checker<'_> {
                 name: k.name,
                 sha256,
                 models: k.models,
+                user,
+                team,
+                suspended: k.status == KeyStatusSpec::Suspended,
+                expires_at,
+                source_ips,
+                tier: k.tier.unwrap_or_default(),
+                metadata: k.metadata.into_iter().collect(),
+                limits,
+                budgets,
             });
         }
         out.sort_by_key(|k| k.sha256);
         out
+    }
+
+    /// Budgets are kept in money: a budgeted key calling an unpriced model
+    /// would spend nothing, which is worth a warning.
+    fn check_prices(&mut self, p: &CompiledPolicy) {
+        let budgeted = p
+            .client_keys
+            .iter()
+            .any(|k| k.budgets != Budgets::default())
+            || p.tenancy
+                .users
+                .iter()
+                .chain(&p.tenancy.teams)
+                .any(|u| u.budgets != Budgets::default());
+        if !budgeted {
+            return;
+        }
+        let priced = |provider: &str, model: &str| {
+            p.tenancy
+                .prices
+                .iter()
+                .any(|x| x.model == model || x.model == format!("{provider}/{model}"))
+        };
+        for a in &p.aliases {
+            for t in &a.targets {
+                let provider = p
+                    .providers
+                    .get(t.provider as usize)
+                    .map(|x| x.name.as_str())
+                    .unwrap_or("?");
+                if !priced(provider, &t.model) {
+                    self.warn(
+                        &format!("models.{}", a.name),
+                        format!("budgets are set but `{provider}/{}` has no entry under `prices`: its calls cost 0", t.model),
+                    );
+                }
+            }
+        }
     }
 }
 

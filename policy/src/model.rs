@@ -3,6 +3,9 @@
 
 use rkyv::{Archive, Deserialize, Serialize};
 
+mod tenancy;
+pub use tenancy::*;
+
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct CompiledPolicy {
     pub source: String,
@@ -14,6 +17,7 @@ pub struct CompiledPolicy {
     /// Sorted by hash.
     pub client_keys: Vec<ClientKey>,
     pub retry_budget: RetryBudget,
+    pub tenancy: Tenancy,
 }
 
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -199,6 +203,20 @@ pub struct ClientKey {
     pub sha256: [u8; 32],
     /// Exact names, `prefix*` or `*`.
     pub models: Vec<String>,
+    /// Index into `tenancy.users`.
+    pub user: Option<u32>,
+    /// Index into `tenancy.teams`.
+    pub team: Option<u32>,
+    pub suspended: bool,
+    /// Unix seconds after which the key is refused.
+    pub expires_at: Option<u64>,
+    /// Empty = any address.
+    pub source_ips: Vec<Cidr>,
+    /// Empty = none.
+    pub tier: String,
+    pub metadata: Vec<(String, String)>,
+    pub limits: Limits,
+    pub budgets: Budgets,
 }
 
 impl ArchivedCompiledPolicy {

@@ -23,7 +23,7 @@ use rkyv::util::AlignedVec;
 use sha2::{Digest, Sha256};
 
 pub const MAGIC: &[u8; 8] = b"SWYDPOL\0";
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 pub const HEADER_LEN: usize = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,5 +217,34 @@ fn check_invariants(p: &ArchivedCompiledPolicy) -> Result<(), Error> {
     sorted_by(
         p.client_keys.windows(2).all(|w| w[0].sha256 < w[1].sha256),
         "client key",
-    )
+    )?;
+    let t = &p.tenancy;
+    sorted_by(
+        t.users.windows(2).all(|w| w[0].name < w[1].name)
+            && t.teams.windows(2).all(|w| w[0].name < w[1].name),
+        "user or team",
+    )?;
+    sorted_by(
+        t.prices.windows(2).all(|w| w[0].model < w[1].model),
+        "price",
+    )?;
+    sorted_by(
+        t.admin_keys.windows(2).all(|w| w[0].sha256 < w[1].sha256),
+        "admin key",
+    )?;
+    let (users, teams) = (t.users.len() as u32, t.teams.len() as u32);
+    let in_range = |i: &rkyv::option::ArchivedOption<rkyv::rend::u32_le>, n: u32| {
+        i.as_ref().is_none_or(|i| i.to_native() < n)
+    };
+    let linked = p
+        .client_keys
+        .iter()
+        .all(|k| in_range(&k.user, users) && in_range(&k.team, teams))
+        && t.users.iter().all(|u| in_range(&u.team, teams));
+    if !linked {
+        return Err(Error::snapshot(
+            "a client key or user points at a missing user or team".to_string(),
+        ));
+    }
+    Ok(())
 }

@@ -4,6 +4,9 @@
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
+mod tenancy;
+pub use tenancy::*;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicySpec {
@@ -17,6 +20,18 @@ pub struct PolicySpec {
     pub client_keys: Vec<ClientKeySpec>,
     #[serde(default)]
     pub retry_budget: RetryBudgetSpec,
+    #[serde(default)]
+    pub tenancy: TenancySpec,
+    #[serde(default)]
+    pub users: BTreeMap<String, PrincipalSpec>,
+    #[serde(default)]
+    pub teams: BTreeMap<String, PrincipalSpec>,
+    #[serde(default)]
+    pub prices: BTreeMap<String, PriceSpec>,
+    #[serde(default)]
+    pub usage: UsageSpec,
+    #[serde(default)]
+    pub admin_keys: Vec<AdminKeySpec>,
 }
 
 /// Retries (and hedges) may add at most `ratio` of the request rate, plus a
@@ -362,6 +377,29 @@ pub struct ClientKeySpec {
     /// Model names this key may call: exact names, `prefix*` or `*`.
     #[serde(default = "all_models")]
     pub models: Vec<String>,
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Default: the user's team.
+    #[serde(default)]
+    pub team: Option<String>,
+    #[serde(default)]
+    pub status: KeyStatusSpec,
+    /// RFC 3339 time after which the key is refused.
+    #[serde(default)]
+    pub expires_at: Option<String>,
+    /// Client addresses (IPs or CIDRs, v4 and v6) the key may be used from;
+    /// empty = anywhere.
+    #[serde(default)]
+    pub source_ips: Vec<String>,
+    /// Routing tier (free-form, e.g. `free`, `pro`).
+    #[serde(default)]
+    pub tier: Option<String>,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    #[serde(default)]
+    pub limits: LimitsSpec,
+    #[serde(default)]
+    pub budgets: BudgetsSpec,
 }
 
 fn all_models() -> Vec<String> {

@@ -1,4 +1,5 @@
 use super::*;
+use crate::keys;
 use crate::snapshot::{self, Snapshot};
 
 const GOOD: &str = r#"version: 1
@@ -418,4 +419,112 @@ fn resilience_settings_are_validated() {
     let one_target = "version: 1\nproviders:\n  a: {kind: openai, base_url: http://x/v1}\nmodels:\n  m:\n    hedge: {after_ms: 5}\n    targets: [{provider: a, model: x}]\n";
     let d = errors(one_target, &HashMap::new());
     assert!(d[0].message.contains("at least two targets"), "{d:?}");
+}
+
+const TENANTS: &str = r#"version: 1
+providers:
+  openai: {kind: openai, base_url: http://127.0.0.1:1/v1, keys: [{key: k}]}
+models:
+  fast: {targets: [{provider: openai, model: gpt-4o-mini}]}
+  big: {targets: [{provider: openai, model: gpt-4.1}]}
+tenancy:
+  timezone: Europe/Berlin
+  trusted_proxies: ["10.0.0.0/8", "fd00::/8"]
+teams:
+  research: {limits: {rpm: 600}, budgets: {monthly: 250.5}}
+users:
+  alice: {team: research, budgets: {daily: 10}}
+prices:
+  openai/gpt-4o-mini: {input: 0.15, output: 0.6, cached_input: 0.075}
+usage: {ledger: /tmp/x.db, flush_interval_ms: 100}
+admin_keys:
+  - {name: ops, key: sk-sy-admin-0123456789}
+client_keys:
+  - name: ci
+    key: sk-sy-0123456789abcdef
+    user: alice
+    status: suspended
+    expires_at: 2030-01-01T00:00:00+01:00
+    source_ips: ["192.168.1.0/24", "::1"]
+    tier: pro
+    metadata: {owner: alice@example.com}
+    limits: {rpm: 60, tpm: 10000, concurrency: 4, per_model: {"gpt-*": {rpm: 10}}}
+    budgets: {daily: 1.25, per_model: {big: {monthly: 3}}}
+"#;
+
+#[test]
+fn tenants_limits_budgets_and_prices_compile_exactly() {
+    let c = compile_yaml(TENANTS, "t.yaml", &base_env()).unwrap();
+    let p = &c.policy;
+    let k = &p.client_keys[0];
+    let t = &p.tenancy;
+    assert_eq!(t.timezone, "Europe/Berlin");
+    assert_eq!(t.users[0].name, "alice");
+    assert_eq!(t.users[0].team, Some(0));
+    assert_eq!(
+        (k.user, k.team),
+        (Some(0), Some(0)),
+        "the team comes from the user"
+    );
+    assert!(k.suspended);
+    assert_eq!(k.expires_at, Some(1_893_452_400));
+    assert_eq!(k.tier, "pro");
+    assert_eq!(k.limits.rpm, 60);
+    assert_eq!(k.limits.per_model[0].pattern, "gpt-*");
+    assert_eq!(k.budgets.daily, Some(1_250_000_000));
+    assert_eq!(t.teams[0].budgets.monthly, Some(250_500_000_000));
+    let price = &t.prices[0];
+    assert_eq!(
+        (price.input, price.output, price.cached_input),
+        (150_000, 600_000, 75_000)
+    );
+    assert_eq!(price.cache_write, 150_000, "defaults to the input price");
+    assert_eq!(price.reasoning, 600_000, "defaults to the output price");
+    assert_eq!(t.ledger.path, "/tmp/x.db");
+    assert_eq!(t.admin_keys.len(), 1);
+    // Budgets without a price for `gpt-4.1` is worth a warning.
+    assert!(c
+        .warnings
+        .iter()
+        .any(|w| w.message.contains("openai/gpt-4.1")));
+    let bytes = snapshot::encode(p, 1).unwrap();
+    let snap = Snapshot::from_bytes(&bytes).unwrap();
+    let a = snap.policy();
+    assert!(a.tenancy.price("openai", "gpt-4o-mini").is_some());
+    assert!(a.tenancy.price("other", "gpt-4o-mini").is_none());
+    assert!(a
+        .tenancy
+        .admin_key(&keys::sha256("sk-sy-admin-0123456789"))
+        .is_some());
+    assert!(a.tenancy.trusts_proxy("10.2.3.4".parse().unwrap()));
+    assert!(a.tenancy.trusts_proxy("fd00::1".parse().unwrap()));
+    assert!(!a.tenancy.trusts_proxy("11.0.0.1".parse().unwrap()));
+}
+
+#[test]
+fn tenancy_mistakes_are_located() {
+    let bad = TENANTS
+        .replace("Europe/Berlin", "Mars/Olympus")
+        .replace("user: alice", "user: alic")
+        .replace("\"192.168.1.0/24\"", "\"192.168.1.1/24\"")
+        .replace("2030-01-01T00:00:00+01:00", "next year")
+        .replace("rpm: 60,", "rpm: 0,")
+        .replace("input: 0.15,", "input: 0.0000001,");
+    let d = errors(&bad, &base_env());
+    let has = |path: &str, needle: &str| {
+        d.iter()
+            .any(|x| x.path == path && x.message.contains(needle) && x.line > 0)
+    };
+    assert!(has("tenancy.timezone", "Mars/Olympus"), "{d:?}");
+    assert!(has("client_keys[0].user", "unknown user \"alic\""), "{d:?}");
+    assert!(
+        has("client_keys[0].source_ips[0]", "192.168.1.0/24"),
+        "{d:?}"
+    );
+    assert!(has("client_keys[0].expires_at", "RFC 3339"), "{d:?}");
+    assert!(has("client_keys[0].limits.rpm", "at least 1"), "{d:?}");
+    assert!(
+        has("prices.openai/gpt-4o-mini.input", "6 decimal places"),
+        "{d:?}"
+    );
 }
