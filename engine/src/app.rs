@@ -8,6 +8,7 @@
 //! attempt is ours to build, and the request path stays in one readable
 //! function ([`crate::pipeline::handle`]).
 
+use crate::ledger::UsageLedger;
 use crate::metrics::Metrics;
 use crate::pipeline;
 use crate::reload::PolicyStore;
@@ -22,6 +23,9 @@ const CLIENT_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 pub struct Gateway {
     pub store: Arc<PolicyStore>,
     pub metrics: Arc<Metrics>,
+    pub ledger: Arc<UsageLedger>,
+    /// The ledger file, for reports (None: no ledger).
+    pub ledger_path: Option<std::path::PathBuf>,
 }
 
 #[async_trait]

@@ -6,6 +6,7 @@
 
 use http::StatusCode;
 use serde_json::json;
+use std::time::Duration;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum GatewayError {
@@ -13,6 +14,20 @@ pub enum GatewayError {
     MissingKey,
     #[error("invalid API key")]
     InvalidKey,
+    #[error("this API key ({0}) is suspended")]
+    KeySuspended(String),
+    #[error("this API key ({0}) expired at {1}")]
+    KeyExpired(String, String),
+    #[error("this API key may not be used from {0}")]
+    SourceNotAllowed(String),
+    #[error("this API key may not use the model `{0}`")]
+    ModelNotAllowed(String),
+    #[error("this endpoint needs an admin key")]
+    AdminOnly,
+    #[error("{0}")]
+    RateLimited(Box<LimitHit>),
+    #[error("{0}")]
+    BudgetExceeded(Box<BudgetHit>),
     #[error("unknown request URL: {method} {path}")]
     NotFound { method: String, path: String },
     #[error("method {method} is not allowed on {path}")]
@@ -56,7 +71,11 @@ impl GatewayError {
     pub fn status(&self) -> StatusCode {
         use GatewayError::*;
         match self {
-            MissingKey | InvalidKey => StatusCode::UNAUTHORIZED,
+            MissingKey | InvalidKey | KeyExpired(..) => StatusCode::UNAUTHORIZED,
+            KeySuspended(_) | SourceNotAllowed(_) | ModelNotAllowed(_) | AdminOnly => {
+                StatusCode::FORBIDDEN
+            }
+            RateLimited(_) | BudgetExceeded(_) => StatusCode::TOO_MANY_REQUESTS,
             NotFound { .. } | UnknownModel(_) => StatusCode::NOT_FOUND,
             MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -77,6 +96,13 @@ impl GatewayError {
         match self {
             MissingKey => ("invalid_request_error", "missing_api_key"),
             InvalidKey => ("invalid_request_error", "invalid_api_key"),
+            KeySuspended(_) => ("invalid_request_error", "key_suspended"),
+            KeyExpired(..) => ("invalid_request_error", "key_expired"),
+            SourceNotAllowed(_) => ("permission_error", "ip_not_allowed"),
+            ModelNotAllowed(_) => ("permission_error", "model_not_allowed"),
+            AdminOnly => ("permission_error", "admin_key_required"),
+            RateLimited(hit) => ("gateway_rate_limit", hit.kind.code()),
+            BudgetExceeded(_) => ("insufficient_quota", "gateway_budget_exceeded"),
             NotFound { .. } => ("invalid_request_error", "unknown_url"),
             MethodNotAllowed { .. } => ("invalid_request_error", "method_not_allowed"),
             BodyTooLarge { .. } => ("invalid_request_error", "request_too_large"),
@@ -96,7 +122,7 @@ impl GatewayError {
 
     fn param(&self) -> Option<&str> {
         match self {
-            GatewayError::UnknownModel(_) => Some("model"),
+            GatewayError::UnknownModel(_) | GatewayError::ModelNotAllowed(_) => Some("model"),
             GatewayError::UnsupportedParameter { param, .. } => Some(param),
             _ => None,
         }
@@ -122,13 +148,183 @@ impl GatewayError {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
             GatewayError::UpstreamUnavailable { .. } => Some(1),
+            GatewayError::RateLimited(hit) => {
+                hit.retry_after.map(|d| d.as_millis().div_ceil(1000) as u64)
+            }
+            GatewayError::BudgetExceeded(hit) => {
+                Some(hit.resets_in.as_millis().div_ceil(1000) as u64)
+            }
             _ => None,
         }
+    }
+
+    /// Headers that explain a gateway limit (OpenAI's `x-ratelimit-*`).
+    pub fn limit_headers(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        match self {
+            GatewayError::RateLimited(hit) => {
+                let what = hit.kind.header_suffix();
+                out.push((format!("x-ratelimit-limit-{what}"), hit.limit.to_string()));
+                out.push((format!("x-ratelimit-remaining-{what}"), "0".into()));
+                if let Some(d) = hit.retry_after {
+                    out.push((
+                        format!("x-ratelimit-reset-{what}"),
+                        format!("{:.3}s", d.as_secs_f64()),
+                    ));
+                    out.push(("retry-after-ms".into(), d.as_millis().to_string()));
+                }
+                out.push(("x-switchyard-limit".into(), hit.label()));
+            }
+            GatewayError::BudgetExceeded(hit) => {
+                out.push(("x-switchyard-limit".into(), hit.label()));
+            }
+            _ => {}
+        }
+        out
     }
 
     /// Short label for metrics and logs.
     pub fn code(&self) -> &'static str {
         self.kind_and_code().1
+    }
+}
+
+/// Which gateway limit refused a request.
+#[derive(Debug, Clone)]
+pub struct LimitHit {
+    /// `key`, `user` or `team`.
+    pub scope: &'static str,
+    pub name: String,
+    /// The per-model pattern, when the limit is one.
+    pub model: Option<String>,
+    pub kind: LimitKind,
+    pub limit: u64,
+    /// Tokens the request was estimated at.
+    pub requested: u64,
+    /// None: the request can never fit.
+    pub retry_after: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitKind {
+    Requests,
+    Tokens,
+    Concurrency,
+}
+
+impl LimitKind {
+    fn code(self) -> &'static str {
+        match self {
+            LimitKind::Requests => "gateway_rate_limit_requests",
+            LimitKind::Tokens => "gateway_rate_limit_tokens",
+            LimitKind::Concurrency => "gateway_concurrency_limit",
+        }
+    }
+
+    fn header_suffix(self) -> &'static str {
+        match self {
+            LimitKind::Requests => "requests",
+            LimitKind::Tokens => "tokens",
+            LimitKind::Concurrency => "concurrency",
+        }
+    }
+}
+
+impl LimitHit {
+    /// `key:ci:requests` or `team:research:gpt-*:tokens`.
+    pub fn label(&self) -> String {
+        match &self.model {
+            Some(m) => format!(
+                "{}:{}:{m}:{}",
+                self.scope,
+                self.name,
+                self.kind.header_suffix()
+            ),
+            None => format!("{}:{}:{}", self.scope, self.name, self.kind.header_suffix()),
+        }
+    }
+}
+
+impl std::fmt::Display for LimitHit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Switchyard rate limit for {} `{}`",
+            self.scope, self.name
+        )?;
+        if let Some(m) = &self.model {
+            write!(f, " on models `{m}`")?;
+        }
+        match self.kind {
+            LimitKind::Requests => write!(f, ": {} requests per minute", self.limit)?,
+            LimitKind::Tokens if self.retry_after.is_none() => {
+                return write!(
+                    f,
+                    ": {} tokens per minute, and this request alone is estimated at {} tokens (lower max_tokens or split the prompt)",
+                    self.limit, self.requested
+                )
+            }
+            LimitKind::Tokens => write!(
+                f,
+                ": {} tokens per minute (this request is estimated at {})",
+                self.limit, self.requested
+            )?,
+            LimitKind::Concurrency => write!(f, ": {} requests in flight at once", self.limit)?,
+        }
+        match self.retry_after {
+            Some(d) => write!(f, "; retry in {:.1}s", d.as_secs_f64()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Which spend cap refused a request.
+#[derive(Debug, Clone)]
+pub struct BudgetHit {
+    pub scope: &'static str,
+    pub name: String,
+    pub model: Option<String>,
+    /// `daily` or `monthly`.
+    pub period: &'static str,
+    /// Nano-units, like the two below.
+    pub cap: u64,
+    pub committed: u64,
+    pub needed: u64,
+    pub resets_in: Duration,
+}
+
+impl BudgetHit {
+    pub fn label(&self) -> String {
+        match &self.model {
+            Some(m) => format!("{}:{}:{m}:{}_budget", self.scope, self.name, self.period),
+            None => format!("{}:{}:{}_budget", self.scope, self.name, self.period),
+        }
+    }
+}
+
+fn money(nanos: u64) -> String {
+    format!("{:.6}", nanos as f64 / 1e9)
+}
+
+impl std::fmt::Display for BudgetHit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Switchyard budget exhausted for {} `{}`",
+            self.scope, self.name
+        )?;
+        if let Some(m) = &self.model {
+            write!(f, " on models `{m}`")?;
+        }
+        write!(
+            f,
+            ": the {} budget is {}, {} is spent or reserved, and this request may cost up to {}; it resets in {}s",
+            self.period,
+            money(self.cap),
+            money(self.committed),
+            money(self.needed),
+            self.resets_in.as_secs()
+        )
     }
 }
 

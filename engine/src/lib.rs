@@ -1,14 +1,20 @@
 //! Switchyard's data plane. [`pipeline`] is the request path, top to
 //! bottom; every other module is one phase or one piece of state.
 
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod body;
+pub mod budgets;
 pub mod error;
 pub mod failover;
 pub mod headers;
+pub mod ledger;
+pub mod limits;
+pub mod meter;
 pub mod metrics;
 pub mod pipeline;
+pub mod quota;
 pub mod relay;
 pub mod reload;
 pub mod request_id;
@@ -18,6 +24,8 @@ pub mod routing;
 pub mod server;
 pub mod shard;
 pub mod state;
+pub mod tenants;
 pub mod tls_roots;
 pub mod translate;
 pub mod upstream;
+pub mod usage_cli;

@@ -27,7 +27,13 @@ enum Command {
         /// Seconds SIGTERM waits for in-flight requests.
         #[arg(long, default_value_t = 10)]
         grace_seconds: u64,
+        /// The usage ledger (SQLite file); overrides the policy's `usage.ledger`.
+        #[arg(long)]
+        ledger: Option<PathBuf>,
     },
+    /// Summarise the usage ledger: spend and tokens by key, user, team,
+    /// model or task over a time range.
+    Usage(engine::usage_cli::UsageArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,19 +44,24 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let Command::Serve {
-        policy,
-        listen,
-        threads,
-        grace_seconds,
-    } = Cli::parse().command;
-    let opts = engine::server::ServeOptions {
-        policy,
-        listen,
-        threads,
-        grace_seconds,
+    let result = match Cli::parse().command {
+        Command::Serve {
+            policy,
+            listen,
+            threads,
+            grace_seconds,
+            ledger,
+        } => engine::server::run(engine::server::ServeOptions {
+            policy,
+            listen,
+            threads,
+            grace_seconds,
+            ledger,
+        })
+        .map_err(|e| e.to_string()),
+        Command::Usage(args) => engine::usage_cli::run(args),
     };
-    match engine::server::run(opts) {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("switchyard: {e}");

@@ -1,34 +1,40 @@
 //! The request path, top to bottom. Each phase is one call into its own
 //! module, in this order:
 //!
-//! 1. auth        [`crate::auth`]      who is calling
-//! 2. limits      (issue: tenants, limits and budgets)
-//! 3. body        [`crate::body`]      read within the size limit
-//! 4. classify    (issue: semantic routing)
-//! 5. route       [`crate::routing`]   alias → provider + model + key
-//! 6. translate   [`crate::translate`] client format → provider format
-//! 7. attempt     [`crate::failover`]  keys, breakers, retries, hedging; [`crate::upstream`] sends
-//! 8. translate back + relay [`crate::relay`]
-//! 9. meter + log [`crate::metrics`], `tracing`
+//! 1. auth        [`crate::auth`]      who is calling (key, status, expiry, source address)
+//! 2. body        [`crate::body`]      read within the size limit
+//! 3. route       [`crate::routing`]   alias → targets; the key may use the model
+//!    (classification, for semantic routing, slots in before it)
+//! 4. limits      [`crate::limits`]    rate limits; [`crate::budgets`] reserves the worst-case cost
+//! 5. translate   [`crate::translate`] client format → provider format
+//! 6. attempt     [`crate::failover`]  keys, breakers, retries, hedging; [`crate::upstream`] sends
+//! 7. translate back + relay [`crate::relay`], watched by [`crate::meter::tap`]
+//! 8. meter       [`crate::meter`]     settle limits and budgets to actual usage; [`crate::ledger`] records
+//! 9. log         [`crate::metrics`], `tracing`
 //!
 //! Every failure is a [`GatewayError`], written once by [`respond::error`].
 
 use crate::app::Gateway;
 use crate::error::GatewayError;
 use crate::failover::{self, Delivery};
+use crate::limits::token_bucket::mono_ns;
+use crate::meter::tap::UsageTap;
+use crate::meter::{cost, Account, Bill};
 use crate::metrics::RequestRecord;
 use crate::relay::{self, RelayEnd};
 use crate::resilience::now_ms;
 use crate::state::ActivePolicy;
 use crate::translate::{ClientFormat, ResponseMode};
-use crate::{auth, body, headers, request_id, respond, routing, translate};
+use crate::{
+    admin, auth, body, budgets, headers, limits, quota, request_id, respond, routing, translate,
+};
 use http::Method;
 use pingora::protocols::http::ServerSession;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 /// What a finished request reports to metrics and the access log.
-struct Served {
+pub(crate) struct Served {
     route: &'static str,
     status: u16,
     model: String,
@@ -38,7 +44,7 @@ struct Served {
 }
 
 impl Served {
-    fn plain(route: &'static str, status: u16) -> Self {
+    pub(crate) fn plain(route: &'static str, status: u16) -> Self {
         Served {
             route,
             status,
@@ -60,22 +66,30 @@ pub async fn handle(gw: &Gateway, session: &mut ServerSession) -> bool {
     let path = session.req_header().uri.path().to_string();
     let served = match (&method, path.as_str()) {
         (&Method::POST, "/v1/chat/completions") => {
-            chat(session, &active, &rid, gw, ClientFormat::OpenAi).await
+            chat(session, &active, &rid, gw, ClientFormat::OpenAi, started).await
         }
         (&Method::POST, "/v1/messages") => {
-            chat(session, &active, &rid, gw, ClientFormat::Anthropic).await
+            chat(session, &active, &rid, gw, ClientFormat::Anthropic, started).await
         }
+        (&Method::GET, "/admin/usage") => admin::usage(session, &active, &rid, gw).await,
         (&Method::GET, "/v1/models") => models(session, &active, &rid).await,
         (&Method::GET, "/healthz") => health(session, &active, &rid).await,
         (&Method::GET, "/metrics") => {
-            let text = gw
-                .metrics
-                .render(&active.hash, &active.registry)
-                .into_bytes();
+            let mut text = gw.metrics.render(&active.hash, &active.registry);
+            text.push_str(&admin::ledger_metrics(&gw.ledger));
+            let text = text.into_bytes();
             respond::text(session, 200, "text/plain; version=0.0.4", text, &rid).await;
             Served::plain("metrics", 200)
         }
-        (_, "/v1/chat/completions" | "/v1/messages" | "/v1/models" | "/healthz" | "/metrics") => {
+        (
+            _,
+            "/v1/chat/completions"
+            | "/v1/messages"
+            | "/v1/models"
+            | "/healthz"
+            | "/metrics"
+            | "/admin/usage",
+        ) => {
             let e = GatewayError::MethodNotAllowed {
                 method: method.to_string(),
                 path: path.clone(),
@@ -118,7 +132,7 @@ pub async fn handle(gw: &Gateway, session: &mut ServerSession) -> bool {
     served.status != 499
 }
 
-async fn fail(
+pub(crate) async fn fail(
     session: &mut ServerSession,
     route: &'static str,
     e: GatewayError,
@@ -149,25 +163,89 @@ fn presented_key(session: &ServerSession) -> Option<&[u8]> {
     )
 }
 
-/// Chat completions (OpenAI clients) and messages (Anthropic clients).
+/// Chat completions (OpenAI clients) and messages (Anthropic clients):
+/// authenticate, serve, then settle and record what it used.
 async fn chat(
     session: &mut ServerSession,
     active: &ActivePolicy,
     rid: &str,
     gw: &Gateway,
     client: ClientFormat,
+    started: Instant,
 ) -> Served {
     let route = match client {
         ClientFormat::OpenAi => "chat",
         ClientFormat::Anthropic => "messages",
     };
     let policy = active.snapshot.policy();
+    let ts_ms = jiff::Timestamp::now().as_millisecond();
     // 1. auth
-    let key = match auth::authenticate(policy, presented_key(session)) {
-        Ok(k) => k,
+    let peer = session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip());
+    let forwarded_for = session.get_header("x-forwarded-for").map(|v| v.as_bytes());
+    let ip = auth::client_ip(peer, forwarded_for, &policy.tenancy);
+    let caller = match auth::authenticate(policy, presented_key(session), ip, (ts_ms / 1000) as u64)
+    {
+        Ok(c) => c,
         Err(e) => return fail(session, route, e, rid, client).await,
     };
-    // 3. body
+    let task = session
+        .get_header("x-task-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let mut bill = Bill::default();
+    let served = serve_chat(
+        session, active, &caller, rid, gw, client, route, &mut bill, started,
+    )
+    .await;
+    // 9. meter: settle limits and budgets, record usage
+    let t = &policy.tenancy;
+    let who = Account {
+        request_id: rid,
+        ts_ms,
+        key: caller.key.name.as_str(),
+        user: principal_name(caller.key.user.as_ref().and_then(|u| t.user(u.to_native()))),
+        team: principal_name(caller.key.team.as_ref().and_then(|u| t.team(u.to_native()))),
+        task: &task,
+        inbound: match client {
+            ClientFormat::OpenAi => "openai",
+            ClientFormat::Anthropic => "anthropic",
+        },
+    };
+    let total_us = started.elapsed().as_micros() as u64;
+    let record = bill.close(
+        &who,
+        served.status,
+        served.error.unwrap_or(""),
+        served.attempts,
+        total_us,
+        mono_ns(),
+    );
+    gw.ledger.record(record);
+    served
+}
+
+fn principal_name(p: Option<&policy::ArchivedPrincipal>) -> &str {
+    p.map(|p| p.name.as_str()).unwrap_or("")
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn serve_chat(
+    session: &mut ServerSession,
+    active: &ActivePolicy,
+    caller: &auth::Caller<'_>,
+    rid: &str,
+    gw: &Gateway,
+    client: ClientFormat,
+    route: &'static str,
+    bill: &mut Bill,
+    started: Instant,
+) -> Served {
+    let policy = active.snapshot.policy();
+    // 2. body
     let body = match body::read(session, policy.listener.max_body_bytes.to_native()).await {
         Ok(b) => b,
         Err(e) => return fail(session, route, e, rid, client).await,
@@ -176,6 +254,7 @@ async fn chat(
         Ok(r) => r,
         Err(e) => return fail(session, route, e, rid, client).await,
     };
+    bill.alias = request.model.to_string();
     // What the client's own API requires is checked before any provider
     // state (cool-downs, breakers) can answer in its place.
     if client == ClientFormat::Anthropic {
@@ -183,12 +262,27 @@ async fn chat(
             return fail(session, route, e, rid, client).await;
         }
     }
-    // 5. route
-    let target = match routing::resolve(policy, key, &request.model) {
+    // 3. route
+    let target = match routing::resolve(policy, caller.key, &request.model) {
         Ok(r) => r,
         Err(e) => return fail(session, route, e, rid, client).await,
     };
-    // 6–7. translate, attempt, fail over
+    let plan = failover::plan(active, &target);
+    // 4. limits and budgets
+    let body_bytes = body.len() as u64;
+    let estimate = cost::token_estimate(body_bytes, request.max_tokens);
+    let scopes = quota::scopes(active, caller);
+    bill.limits = match limits::admit(&scopes.limited(), &request.model, estimate, mono_ns()) {
+        Ok(p) => Some(p),
+        Err(e) => return fail(session, route, e, rid, client).await,
+    };
+    let worst = quota::reservation(policy, &plan, body_bytes, request.max_tokens);
+    let periods = active.periods.at(jiff::Timestamp::now().as_millisecond());
+    bill.budget = match budgets::reserve(&scopes.budgeted(), &request.model, worst, &periods) {
+        Ok(h) => Some(h),
+        Err(e) => return fail(session, route, e, rid, client).await,
+    };
+    // 5–6. translate, attempt, fail over
     let forwarded: Vec<_> = session
         .req_header()
         .headers
@@ -196,7 +290,6 @@ async fn chat(
         .filter(|(name, _)| headers::forward_to_provider(name))
         .map(|(n, v)| (n.clone(), v.clone()))
         .collect();
-    let plan = failover::plan(active, &target);
     let client_request = translate::ClientRequest::new(client, &body, &request);
     let env = failover::Env {
         active,
@@ -205,6 +298,7 @@ async fn chat(
         forwarded: &forwarded,
         metrics: &gw.metrics,
     };
+    bill.overhead_us = started.elapsed().as_micros() as u64;
     let (delivery, attempts) = failover::run(&env, &plan).await;
     let model = request.model.to_string();
     let served = |provider: &str, status: u16, error: Option<&'static str>| Served {
@@ -215,7 +309,7 @@ async fn chat(
         error,
         attempts,
     };
-    // 8. translate back and relay
+    // 7. translate back and relay
     match delivery {
         Delivery::Stream {
             mut committed,
@@ -224,38 +318,49 @@ async fn chat(
             let provider = committed.prepared.provider;
             let status = committed.response.header.status.as_u16();
             let idle = Duration::from_millis(provider.timeouts.idle_ms.to_native());
-            let relayed = match committed.prepared.mode {
+            let is_sse = committed
+                .response
+                .header
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+            let mut tap = UsageTap::new(provider.kind.native(), is_sse, body_bytes.div_ceil(4));
+            bill.provider = provider.name.to_string();
+            bill.model = committed.prepared.model.to_string();
+            bill.ttfb_us = (committed.started + committed.time_to_first_byte)
+                .saturating_duration_since(started)
+                .as_micros() as u64;
+            let c = &mut committed;
+            let relayed = match c.prepared.mode {
                 ResponseMode::PassThrough => {
-                    relay::stream(session, &mut committed, rid, idle, deadline, client).await
+                    relay::stream(session, c, &mut tap, rid, idle, deadline, client).await
                 }
                 ResponseMode::Json => {
-                    relay::translated_json(session, &mut committed, rid, idle, deadline, client)
-                        .await
+                    relay::translated_json(session, c, &mut tap, rid, idle, deadline, client).await
                 }
                 ResponseMode::Stream => match translate::stream_translator(
                     provider,
-                    committed.prepared.model,
+                    c.prepared.model,
                     request.include_usage,
                     relay::unix_now(),
                     client,
                 ) {
                     Some(t) => {
                         relay::translated_stream(
-                            session,
-                            &mut committed,
-                            t,
-                            rid,
-                            idle,
-                            deadline,
-                            client,
+                            session, c, t, &mut tap, rid, idle, deadline, client,
                         )
                         .await
                     }
-                    None => {
-                        relay::stream(session, &mut committed, rid, idle, deadline, client).await
-                    }
+                    None => relay::stream(session, c, &mut tap, rid, idle, deadline, client).await,
                 },
             };
+            let (usage, source) = tap.finish(relayed == RelayEnd::Complete);
+            bill.usage = usage;
+            bill.source = source;
+            bill.cost_nanos = policy
+                .tenancy
+                .price(provider.name.as_str(), committed.prepared.model)
+                .map_or(0, |p| cost::cost_nanos(p, &usage));
             match relayed {
                 RelayEnd::Complete => {
                     committed.response.release().await;
@@ -281,6 +386,7 @@ async fn chat(
         }
         Delivery::Buffered { provider, response } => {
             let status = response.header.status.as_u16();
+            bill.provider = provider.clone();
             match relay::buffered(session, response, rid, client).await {
                 RelayEnd::Complete => served(&provider, status, None),
                 _ => served(&provider, 499, Some("client_closed_request")),
@@ -296,8 +402,15 @@ async fn chat(
 
 async fn models(session: &mut ServerSession, active: &ActivePolicy, rid: &str) -> Served {
     let policy = active.snapshot.policy();
-    let key = match auth::authenticate(policy, presented_key(session)) {
-        Ok(k) => k,
+    let peer = session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip());
+    let forwarded_for = session.get_header("x-forwarded-for").map(|v| v.as_bytes());
+    let ip = auth::client_ip(peer, forwarded_for, &policy.tenancy);
+    let now = jiff::Timestamp::now().as_second().max(0) as u64;
+    let key = match auth::authenticate(policy, presented_key(session), ip, now) {
+        Ok(c) => c.key,
         Err(e) => return fail(session, "models", e, rid, ClientFormat::OpenAi).await,
     };
     let created = active.snapshot.header().compiled_at_unix;

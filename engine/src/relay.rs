@@ -14,6 +14,7 @@
 use crate::error::GatewayError;
 use crate::failover::attempt::{Buffered, Committed};
 use crate::headers::{self, ResponseHeaderRule};
+use crate::meter::tap::UsageTap;
 use crate::respond;
 use crate::translate::{self, ClientFormat, StreamTranslator};
 use bytes::Bytes;
@@ -139,6 +140,7 @@ pub async fn buffered(
 pub async fn stream(
     session: &mut ServerSession,
     c: &mut Committed<'_>,
+    tap: &mut UsageTap,
     request_id: &str,
     idle: Duration,
     deadline: Instant,
@@ -174,6 +176,7 @@ pub async fn stream(
     loop {
         match next {
             Some(chunk) => {
+                tap.observe(&chunk);
                 if session.write_response_body(chunk, false).await.is_err() {
                     return RelayEnd::ClientGone;
                 }
@@ -191,6 +194,7 @@ pub async fn stream(
 pub async fn translated_json(
     session: &mut ServerSession,
     c: &mut Committed<'_>,
+    tap: &mut UsageTap,
     request_id: &str,
     idle: Duration,
     deadline: Instant,
@@ -199,6 +203,7 @@ pub async fn translated_json(
     let mut body = Vec::new();
     let mut next = c.first.take();
     while let Some(chunk) = next {
+        tap.observe(&chunk);
         body.extend_from_slice(&chunk);
         if body.len() > MAX_JSON_BODY {
             return fail_before_headers(
@@ -244,6 +249,7 @@ pub async fn translated_stream(
     session: &mut ServerSession,
     c: &mut Committed<'_>,
     mut translator: Box<dyn StreamTranslator>,
+    tap: &mut UsageTap,
     request_id: &str,
     idle: Duration,
     deadline: Instant,
@@ -264,7 +270,10 @@ pub async fn translated_stream(
     let mut next = c.first.take();
     loop {
         let (out, ended) = match next {
-            Some(chunk) => (translator.push(&chunk), false),
+            Some(chunk) => {
+                tap.observe(&chunk);
+                (translator.push(&chunk), false)
+            }
             None => (translator.finish(), true),
         };
         if !out.is_empty()

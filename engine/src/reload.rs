@@ -72,7 +72,7 @@ impl PolicyStore {
                 "listener address, threads and upstream_ca take effect at the next restart"
             );
         }
-        let next = ActivePolicy::build(loaded.snapshot, old.registry.clone());
+        let next = ActivePolicy::build(loaded.snapshot, old.registry.clone(), old.tenants.clone());
         tracing::info!(from = %old.short_hash(), to = %next.short_hash(), "policy reloaded");
         self.current.store(Arc::new(next));
         Ok(true)

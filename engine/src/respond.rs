@@ -43,6 +43,10 @@ pub async fn error(
     if let Some(r) = &retry_after {
         extra.push(("retry-after", r));
     }
+    let limit_headers = err.limit_headers();
+    for (k, v) in &limit_headers {
+        extra.push((k, v));
+    }
     let status = err.status().as_u16();
     let body = match client {
         ClientFormat::OpenAi => err.openai_body(),

@@ -20,12 +20,20 @@ pub fn resolve<'a>(
     key: &ArchivedClientKey,
     requested: &'a str,
 ) -> Result<Route<'a>, GatewayError> {
-    // Same answer for "not allowed" and "does not exist": a key cannot
-    // probe which models the gateway has.
-    let unknown = || GatewayError::UnknownModel(requested.to_string());
+    let route = find(policy, requested)?;
+    // The caller is authenticated: say plainly that the model exists but
+    // is not theirs to use.
     if !key.allows(requested) {
-        return Err(unknown());
+        return Err(GatewayError::ModelNotAllowed(requested.to_string()));
     }
+    Ok(route)
+}
+
+fn find<'a>(
+    policy: &'a ArchivedCompiledPolicy,
+    requested: &'a str,
+) -> Result<Route<'a>, GatewayError> {
+    let unknown = || GatewayError::UnknownModel(requested.to_string());
     if let Some(index) = policy.alias_index(requested) {
         return Ok(Route::Alias(index));
     }
@@ -104,7 +112,14 @@ mod tests {
 
         let s = snap(r#"["fast"]"#);
         assert!(resolve(s.policy(), key(&s), "fast").is_ok());
-        assert!(resolve(s.policy(), key(&s), "other").is_err());
+        assert!(matches!(
+            resolve(s.policy(), key(&s), "other"),
+            Err(GatewayError::ModelNotAllowed(_))
+        ));
+        assert!(matches!(
+            resolve(s.policy(), key(&s), "missing"),
+            Err(GatewayError::UnknownModel(_))
+        ));
         assert!(resolve(s.policy(), key(&s), "openai/gpt-4.1").is_err());
         assert_eq!(visible_models(s.policy(), key(&s)), ["fast"]);
     }

@@ -2,17 +2,21 @@
 //! one single-threaded runtime per worker (no work stealing).
 
 use crate::app::Gateway;
+use crate::ledger::sqlite::SqliteSink;
+use crate::ledger::{self, LedgerError, UsageLedger};
 use crate::metrics::Metrics;
 use crate::reload::{self, PolicyStore};
 use crate::resilience::budget::BudgetConfig;
 use crate::resilience::health::HealthRegistry;
 use crate::state::ActivePolicy;
+use crate::tenants::TenantRegistry;
 use crate::{tls_roots, upstream};
 use pingora::server::configuration::ServerConf;
-use pingora::server::Server;
+use pingora::server::{RunArgs, Server};
 use pingora::services::listening::Service;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub struct ServeOptions {
     pub policy: PathBuf,
@@ -20,6 +24,8 @@ pub struct ServeOptions {
     pub threads: Option<usize>,
     /// Seconds SIGTERM waits for in-flight requests.
     pub grace_seconds: u64,
+    /// Overrides `usage.ledger`.
+    pub ledger: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +41,10 @@ pub enum StartError {
     Tls(String),
     #[error("cannot start the reload watcher: {0}")]
     Watcher(std::io::Error),
+    #[error("{0}")]
+    Ledger(#[from] LedgerError),
+    #[error("cannot start the usage ledger writer: {0}")]
+    LedgerThread(std::io::Error),
 }
 
 /// Runs until the process is told to stop; returns only on start-up errors.
@@ -73,8 +83,43 @@ pub fn run(opts: ServeOptions) -> Result<(), StartError> {
         ratio_milli: budget.ratio_milli.to_native(),
         min_per_second: budget.min_per_second.to_native(),
     };
-    let active = ActivePolicy::build(loaded.snapshot, Arc::new(HealthRegistry::new(&budget)));
+    let ledger_cfg = &loaded.snapshot.policy().tenancy.ledger;
+    let (ledger_file, queue_capacity, flush_interval) = (
+        ledger_cfg.path.to_string(),
+        ledger_cfg.queue_capacity.to_native() as usize,
+        Duration::from_millis(ledger_cfg.flush_interval_ms.to_native()),
+    );
+    let active = ActivePolicy::build(
+        loaded.snapshot,
+        Arc::new(HealthRegistry::new(&budget)),
+        Arc::new(TenantRegistry::default()),
+    );
     tracing::info!(policy = %opts.policy.display(), hash = %active.short_hash(), "policy loaded");
+    let ledger_path = opts
+        .ledger
+        .clone()
+        .or_else(|| (!ledger_file.is_empty()).then(|| PathBuf::from(&ledger_file)));
+    let ledger = match ledger_path.clone() {
+        Some(path) => {
+            let sink = SqliteSink::open(&path)?;
+            let conn = ledger::sqlite::open_read(&path)?;
+            let now = jiff::Timestamp::now().as_millisecond();
+            let r = ledger::restore::restore(&active, &conn, now)?;
+            tracing::info!(
+                ledger = %path.display(),
+                month_requests = r.month_requests,
+                month_cost = r.month_cost_nanos as f64 / 1e9,
+                "usage ledger open; budgets and limits resumed from it"
+            );
+            UsageLedger::start(Box::new(sink), queue_capacity, flush_interval)
+                .map_err(StartError::LedgerThread)?
+        }
+        None => {
+            tracing::warn!("no usage ledger configured: usage is metered but not stored");
+            UsageLedger::disabled()
+        }
+    };
+    let ledger = Arc::new(ledger);
     let store = Arc::new(PolicyStore::new(
         opts.policy.clone(),
         active,
@@ -91,9 +136,21 @@ pub fn run(opts: ServeOptions) -> Result<(), StartError> {
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let mut service = Service::new("switchyard".to_string(), Gateway { store, metrics });
+    let gateway = Gateway {
+        store,
+        metrics,
+        ledger: ledger.clone(),
+        ledger_path,
+    };
+    let mut service = Service::new("switchyard".to_string(), gateway);
     service.add_tcp(&listen);
     server.add_service(service);
     tracing::info!(%listen, threads, "switchyard listening");
-    server.run_forever()
+    server.run(RunArgs::default());
+    // Every service has stopped: commit what is still queued.
+    let stats = &ledger.stats;
+    let queued = stats.queued.load(std::sync::atomic::Ordering::Relaxed);
+    ledger.close();
+    tracing::info!(queued, "usage ledger drained; switchyard stopped");
+    Ok(())
 }

@@ -2,9 +2,11 @@
 //! needs beyond the archived policy itself (resolved upstream peers, key
 //! cursors). Built off the request path, then swapped in whole.
 
+use crate::budgets::period::PeriodClock;
 use crate::resilience::balance::TargetSet;
 use crate::resilience::health::{HealthRegistry, KeyHealth, TargetHealth};
 use crate::resilience::keypool::KeyPool;
+use crate::tenants::{CallerScopes, TenantRegistry};
 use arc_swap::ArcSwapOption;
 use pingora::upstreams::peer::HttpPeer;
 use policy::{ArchivedProvider, Snapshot};
@@ -26,6 +28,12 @@ pub struct ActivePolicy {
     /// Same order as `snapshot.policy().aliases`.
     pub aliases: Vec<TargetSet>,
     pub registry: Arc<HealthRegistry>,
+    /// Live counters of keys, users and teams (kept across reloads).
+    pub tenants: Arc<TenantRegistry>,
+    /// Same order as `snapshot.policy().client_keys`.
+    pub callers: Vec<CallerScopes>,
+    /// Budget days and months in the policy's time zone.
+    pub periods: PeriodClock,
 }
 
 pub struct ProviderRuntime {
@@ -40,7 +48,11 @@ pub struct ProviderRuntime {
 }
 
 impl ActivePolicy {
-    pub fn build(snapshot: Snapshot, registry: Arc<HealthRegistry>) -> ActivePolicy {
+    pub fn build(
+        snapshot: Snapshot,
+        registry: Arc<HealthRegistry>,
+        tenants: Arc<TenantRegistry>,
+    ) -> ActivePolicy {
         let hash = snapshot.header().hash_hex();
         let policy = snapshot.policy();
         let providers: Vec<ProviderRuntime> = policy
@@ -88,6 +100,12 @@ impl ActivePolicy {
             )
             .collect();
         registry.retain(&keys, &targets);
+        let callers = policy
+            .client_keys
+            .iter()
+            .map(|k| CallerScopes::build(&tenants, &policy.tenancy, k))
+            .collect();
+        let periods = PeriodClock::new(policy.tenancy.timezone.as_str());
         let active = ActivePolicy {
             snapshot,
             hash,
@@ -95,6 +113,9 @@ impl ActivePolicy {
             providers,
             aliases,
             registry,
+            tenants,
+            callers,
+            periods,
         };
         active.resolve_all(RESOLVE_WAIT);
         active

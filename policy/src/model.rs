@@ -242,6 +242,16 @@ impl ArchivedCompiledPolicy {
         self.providers.get(index as usize)
     }
 
+    /// The client key whose hash equals `sha256`, and its index.
+    pub fn client_key_at(&self, sha256: &[u8; 32]) -> Option<(usize, &ArchivedClientKey)> {
+        let key = self.client_key(sha256)?;
+        let i = self
+            .client_keys
+            .binary_search_by(|k| k.sha256.cmp(sha256))
+            .ok()?;
+        Some((i, key))
+    }
+
     /// The client key whose hash equals `sha256`, compared in constant time.
     pub fn client_key(&self, sha256: &[u8; 32]) -> Option<&ArchivedClientKey> {
         use subtle::ConstantTimeEq;

@@ -81,6 +81,15 @@ pub struct Plan<'a> {
     unsupported: Option<String>,
 }
 
+impl<'a> Plan<'a> {
+    /// (provider, model) of every target, in order.
+    pub fn targets(&self) -> impl Iterator<Item = (&'a str, &'a str)> + '_ {
+        self.candidates
+            .iter()
+            .map(|c| (c.provider.name.as_str(), c.model))
+    }
+}
+
 pub fn plan<'a>(active: &'a ActivePolicy, route: &Route<'a>) -> Plan<'a> {
     let policy = active.snapshot.policy();
     let mut plan = Plan {

@@ -7,6 +7,7 @@ use super::sse::SseEvent;
 use crate::error::GatewayError;
 use bytes::Bytes;
 use policy::ArchivedCompat;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// The request for this server, and the parameters dropped on its account.
@@ -16,11 +17,21 @@ pub fn request(
     model: &str,
     compat: &ArchivedCompat,
 ) -> Result<(Bytes, Vec<String>), GatewayError> {
-    if !compat.changes_requests() {
+    // Streams always ask for the usage chunk, so that every stream is
+    // metered exactly; the answer hides it from a client that did not ask.
+    let usage_options = if needs_usage_chunk(req, compat) {
+        Some(stream_options_with_usage(body)?)
+    } else {
+        None
+    };
+    if !compat.changes_requests() && usage_options.is_none() {
         return Ok((super::openai::to_upstream(body, req, model)?, Vec::new()));
     }
     let mut dropped = Vec::new();
     let body = super::openai::rewrite(body, model, |fields| {
+        if let Some(opts) = usage_options.as_deref() {
+            fields.insert("stream_options".into(), opts);
+        }
         for name in compat.drop_params.iter() {
             if fields.remove(name.as_str()).is_some() {
                 dropped.push(name.to_string());
@@ -46,11 +57,37 @@ pub fn request(
     Ok((body, dropped))
 }
 
+/// Whether the gateway adds `stream_options.include_usage` for metering.
+pub fn needs_usage_chunk(req: &ChatRequest<'_>, compat: &ArchivedCompat) -> bool {
+    req.stream
+        && !req.include_usage
+        && !compat
+            .drop_params
+            .iter()
+            .any(|p| p.as_str() == "stream_options")
+}
+
+/// The client's `stream_options` (other fields kept) with usage on.
+fn stream_options_with_usage(body: &[u8]) -> Result<Box<RawValue>, GatewayError> {
+    #[derive(serde::Deserialize)]
+    struct Opts {
+        #[serde(default)]
+        stream_options: Option<Map<String, Value>>,
+    }
+    let parsed: Opts = serde_json::from_slice(body)
+        .map_err(|e| GatewayError::BadRequest(format!("could not parse the JSON body: {e}")))?;
+    let mut opts = parsed.stream_options.unwrap_or_default();
+    opts.insert("include_usage".into(), Value::Bool(true));
+    serde_json::value::to_raw_value(&opts).map_err(|e| GatewayError::Internal(e.to_string()))
+}
+
 /// The answer rules, owned (streams outlive the policy borrow).
 #[derive(Clone, Default)]
 pub struct AnswerRules {
     reasoning_field: String,
     strip_fields: Vec<String>,
+    /// Drop the usage-only chunk the gateway asked for on its own account.
+    hide_usage: bool,
 }
 
 impl AnswerRules {
@@ -58,7 +95,18 @@ impl AnswerRules {
         AnswerRules {
             reasoning_field: c.reasoning_field.to_string(),
             strip_fields: c.strip_fields.iter().map(|s| s.to_string()).collect(),
+            hide_usage: false,
         }
+    }
+
+    pub fn hiding_usage(mut self, hide: bool) -> Self {
+        self.hide_usage = hide;
+        self
+    }
+
+    /// Nothing to change in events but (maybe) the hidden usage chunk.
+    fn edits_events(&self) -> bool {
+        !self.reasoning_field.is_empty() || !self.strip_fields.is_empty()
     }
 
     /// Apply to a response object or a stream chunk, in place.
@@ -128,12 +176,37 @@ impl CompatStream {
     }
 }
 
+impl CompatStream {
+    /// Events relayed as they are: only looked at, never re-encoded.
+    fn pass(&mut self, e: SseEvent, out: &mut Vec<u8>, flow: &mut Flow) {
+        let d = e.data.as_str();
+        if d.trim_start().starts_with("{\"error\"") {
+            flow.fail();
+        }
+        if d.contains("\"finish_reason\":\"") {
+            self.finished = true;
+        }
+        if d.contains("\"usage\":{") {
+            if let Ok(v) = serde_json::from_str::<Value>(d) {
+                self.usage = v.get("usage").cloned();
+            }
+            if self.rules.hide_usage && d.contains("\"choices\":[]") {
+                return;
+            }
+        }
+        out.extend_from_slice(&super::sse::frame(None, d));
+    }
+}
+
 impl EventHandler for CompatStream {
     fn event(&mut self, e: SseEvent, out: &mut Vec<u8>, flow: &mut Flow) {
         if e.data.trim() == "[DONE]" {
             out.extend_from_slice(b"data: [DONE]\n\n");
             flow.finish();
             return;
+        }
+        if !self.rules.edits_events() {
+            return self.pass(e, out, flow);
         }
         let Ok(mut v) = serde_json::from_str::<Value>(&e.data) else {
             return;
@@ -148,6 +221,13 @@ impl EventHandler for CompatStream {
         }
         if let Some(u) = v.get("usage").filter(|u| !u.is_null()) {
             self.usage = Some(u.clone());
+            let no_choices = v
+                .get("choices")
+                .and_then(Value::as_array)
+                .is_some_and(|c| c.is_empty());
+            if self.rules.hide_usage && no_choices {
+                return;
+            }
         }
         self.rules.apply(&mut v);
         data(&v, out);

@@ -211,7 +211,9 @@ fn outbound_openai(
                 path: format!("{prefix}/chat/completions"),
                 headers: vec![header("authorization", &format!("Bearer {api_key}"))?],
                 body,
-                response: if provider.compat.changes_answers() {
+                response: if provider.compat.changes_answers()
+                    || compat::needs_usage_chunk(req, &provider.compat)
+                {
                     mode(req.stream)
                 } else {
                     ResponseMode::PassThrough
@@ -333,9 +335,11 @@ fn openai_stream(
             include_usage,
             created,
         ))),
-        ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => Some(Box::new(
-            compat::CompatStream::new(compat::AnswerRules::new(&provider.compat)),
-        )),
+        ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => {
+            Some(Box::new(compat::CompatStream::new(
+                compat::AnswerRules::new(&provider.compat).hiding_usage(!include_usage),
+            )))
+        }
         ProviderKind::Cohere => Some(Box::new(cohere::CohereToOpenAi::new(
             include_usage,
             created,

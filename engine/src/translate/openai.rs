@@ -14,7 +14,7 @@ pub struct ChatRequest<'a> {
     pub stream: bool,
     /// `stream_options.include_usage`: send a final usage chunk.
     pub include_usage: bool,
-    /// `max_tokens` when it is a whole number.
+    /// `max_tokens` (or `max_completion_tokens`) when it is a whole number.
     pub max_tokens: Option<u64>,
 }
 
@@ -37,6 +37,8 @@ struct Head<'a> {
     /// Raw, so that an odd value is the provider's to judge, not a parse error.
     #[serde(borrow, default)]
     max_tokens: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    max_completion_tokens: Option<&'a RawValue>,
 }
 
 pub fn parse_chat(body: &[u8]) -> Result<ChatRequest<'_>, GatewayError> {
@@ -75,7 +77,10 @@ pub fn parse_chat(body: &[u8]) -> Result<ChatRequest<'_>, GatewayError> {
             .stream_options
             .and_then(|o| o.include_usage)
             .unwrap_or(false),
-        max_tokens: head.max_tokens.and_then(|v| v.get().parse().ok()),
+        max_tokens: head
+            .max_tokens
+            .or(head.max_completion_tokens)
+            .and_then(|v| v.get().parse().ok()),
     })
 }
 
@@ -94,17 +99,19 @@ pub fn to_upstream(
 
 /// The same JSON object with `edit` applied to its top-level fields and
 /// `model` set; values are kept as raw JSON, never re-parsed.
-pub fn rewrite(
-    body: &[u8],
+pub fn rewrite<'b>(
+    body: &'b [u8],
     target_model: &str,
-    edit: impl FnOnce(&mut BTreeMap<String, &RawValue>),
+    edit: impl FnOnce(&mut BTreeMap<String, &'b RawValue>),
 ) -> Result<Bytes, GatewayError> {
-    let mut fields: BTreeMap<String, &RawValue> = serde_json::from_slice(body)
+    let mut fields: BTreeMap<String, &'b RawValue> = serde_json::from_slice(body)
         .map_err(|e| GatewayError::BadRequest(format!("could not parse the JSON body: {e}")))?;
     edit(&mut fields);
     let model =
         serde_json::to_string(target_model).map_err(|e| GatewayError::Internal(e.to_string()))?;
     let model = RawValue::from_string(model).map_err(|e| GatewayError::Internal(e.to_string()))?;
+    // Shorten the borrow so the local `model` can join the map.
+    let mut fields: BTreeMap<String, &RawValue> = fields.into_iter().collect();
     fields.insert("model".into(), &model);
     serde_json::to_vec(&fields)
         .map(Bytes::from)

@@ -1,0 +1,145 @@
+//! Admin endpoints (admin keys only): `GET /admin/usage`, and the
+//! ledger's health in `/metrics`.
+
+use crate::app::Gateway;
+use crate::error::GatewayError;
+use crate::ledger::UsageLedger;
+use crate::pipeline::{fail, Served};
+use crate::state::ActivePolicy;
+use crate::translate::ClientFormat;
+use crate::{auth, respond};
+use pingora::protocols::http::ServerSession;
+use std::sync::atomic::Ordering::Relaxed;
+
+/// `GET /admin/usage?since=24h&until=now&by=team&format=json|table`
+pub(crate) async fn usage(
+    session: &mut ServerSession,
+    active: &ActivePolicy,
+    rid: &str,
+    gw: &Gateway,
+) -> Served {
+    let policy = active.snapshot.policy();
+    let presented = auth::presented_key(
+        session
+            .get_header(http::header::AUTHORIZATION)
+            .map(|v| v.as_bytes()),
+        session.get_header("x-api-key").map(|v| v.as_bytes()),
+    );
+    if let Err(e) = auth::authenticate_admin(policy, presented) {
+        return fail(session, "admin", e, rid, ClientFormat::OpenAi).await;
+    }
+    let query = session.req_header().uri.query().unwrap_or("").to_string();
+    let param =
+        |name: &str, default: &str| url_param(&query, name).unwrap_or_else(|| default.to_string());
+    let (since, until, by, format) = (
+        param("since", "30d"),
+        param("until", "now"),
+        param("by", "key"),
+        param("format", "json"),
+    );
+    let path = gw.ledger_path.clone();
+    let Some(path) = path else {
+        let e = GatewayError::NotImplemented("no usage ledger is configured (usage.ledger)".into());
+        return fail(session, "admin", e, rid, ClientFormat::OpenAi).await;
+    };
+    // SQLite reads block: off the worker's event loop.
+    let result = tokio::task::spawn_blocking(move || {
+        crate::usage_cli::summary(&path, &since, &until, &by, &format).map(|t| (t, format))
+    })
+    .await;
+    match result {
+        Ok(Ok((text, format))) => {
+            let ct = if format == "json" {
+                "application/json"
+            } else {
+                "text/plain; charset=utf-8"
+            };
+            respond::text(session, 200, ct, text.into_bytes(), rid).await;
+            Served::plain("admin", 200)
+        }
+        Ok(Err(msg)) => {
+            fail(
+                session,
+                "admin",
+                GatewayError::BadRequest(msg),
+                rid,
+                ClientFormat::OpenAi,
+            )
+            .await
+        }
+        Err(e) => {
+            fail(
+                session,
+                "admin",
+                GatewayError::Internal(e.to_string()),
+                rid,
+                ClientFormat::OpenAi,
+            )
+            .await
+        }
+    }
+}
+
+/// One query parameter, percent-decoded.
+fn url_param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == name).then(|| percent_decode(&v.replace('+', " ")))
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The ledger's counters, Prometheus text.
+pub fn ledger_metrics(l: &UsageLedger) -> String {
+    let s = &l.stats;
+    format!(
+        "# HELP switchyard_usage_records_written_total Usage records committed to the ledger.\n\
+         # TYPE switchyard_usage_records_written_total counter\n\
+         switchyard_usage_records_written_total {}\n\
+         # HELP switchyard_usage_dropped_total Usage records lost: queue full or ledger unwritable.\n\
+         # TYPE switchyard_usage_dropped_total counter\n\
+         switchyard_usage_dropped_total {}\n\
+         # HELP switchyard_usage_write_errors_total Failed ledger writes (retried).\n\
+         # TYPE switchyard_usage_write_errors_total counter\n\
+         switchyard_usage_write_errors_total {}\n\
+         # HELP switchyard_usage_queued Usage records waiting for the writer.\n\
+         # TYPE switchyard_usage_queued gauge\n\
+         switchyard_usage_queued {}\n",
+        s.written.load(Relaxed),
+        s.dropped.load(Relaxed),
+        s.write_errors.load(Relaxed),
+        s.queued.load(Relaxed),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_parameters_are_decoded() {
+        let q = "since=2026-11-01T00%3A00%3A00Z&by=team&x";
+        assert_eq!(url_param(q, "since").unwrap(), "2026-11-01T00:00:00Z");
+        assert_eq!(url_param(q, "by").unwrap(), "team");
+        assert_eq!(url_param(q, "x").unwrap(), "");
+        assert!(url_param(q, "until").is_none());
+        assert_eq!(percent_decode("a%2"), "a%2");
+    }
+}

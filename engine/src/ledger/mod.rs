@@ -1,0 +1,185 @@
+//! The durable usage ledger, off the request path.
+//!
+//! Requests hand their [`UsageRecord`] to a bounded queue
+//! ([`UsageLedger::record`] never blocks); one writer thread commits them
+//! in batches to a [`UsageSink`] (SQLite by default; the trait is what a
+//! Postgres sink would implement).
+//!
+//! - A record waits at most `flush_interval_ms` before its batch is
+//!   committed, so a crash (even SIGKILL) loses at most the records of
+//!   the last flush interval plus the batch being committed. SQLite runs
+//!   in WAL mode: a committed batch survives the process dying.
+//! - When the queue is full (the sink cannot keep up), new records are
+//!   dropped, logged and counted (`switchyard_usage_dropped_total`):
+//!   memory stays bounded and no loss is silent. Budgets and limits are
+//!   enforced in memory and do not depend on the ledger keeping up.
+//! - On shutdown the queue is drained before the process exits.
+
+pub mod report;
+pub mod restore;
+pub mod sqlite;
+
+use crate::meter::record::UsageRecord;
+use arc_swap::ArcSwapOption;
+use crossbeam_channel::{bounded, RecvTimeoutError, Sender, TrySendError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Most records written in one transaction.
+const MAX_BATCH: usize = 4096;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("usage ledger {path}: {source}")]
+    Sqlite {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error("usage ledger: {0}")]
+    Invalid(String),
+}
+
+/// Where committed usage goes.
+pub trait UsageSink: Send {
+    fn write(&mut self, batch: &[UsageRecord]) -> Result<(), LedgerError>;
+}
+
+#[derive(Default)]
+pub struct LedgerStats {
+    pub written: AtomicU64,
+    pub dropped: AtomicU64,
+    pub write_errors: AtomicU64,
+    pub queued: AtomicU64,
+}
+
+pub struct UsageLedger {
+    // Swapped out (lock-free) on close; requests only load it.
+    tx: ArcSwapOption<Sender<UsageRecord>>,
+    pub stats: Arc<LedgerStats>,
+    // Touched only at start and shutdown, never by requests.
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl UsageLedger {
+    /// A ledger that keeps nothing (no path configured): records are
+    /// metered and counted, not stored.
+    pub fn disabled() -> UsageLedger {
+        UsageLedger {
+            tx: ArcSwapOption::empty(),
+            stats: Arc::default(),
+            writer: Mutex::new(None),
+        }
+    }
+
+    pub fn start(
+        mut sink: Box<dyn UsageSink>,
+        capacity: usize,
+        flush_interval: Duration,
+    ) -> std::io::Result<UsageLedger> {
+        let (tx, rx) = bounded::<UsageRecord>(capacity.max(1));
+        let stats = Arc::new(LedgerStats::default());
+        let s = stats.clone();
+        let writer = std::thread::Builder::new()
+            .name("switchyard-ledger".into())
+            .spawn(move || {
+                let mut batch = Vec::with_capacity(MAX_BATCH);
+                loop {
+                    // Wait for a first record, then gather for at most one
+                    // flush interval.
+                    match rx.recv() {
+                        Ok(r) => batch.push(r),
+                        Err(_) => return,
+                    }
+                    let deadline = Instant::now() + flush_interval;
+                    let mut closed = false;
+                    while batch.len() < MAX_BATCH {
+                        match rx.recv_deadline(deadline) {
+                            Ok(r) => batch.push(r),
+                            Err(RecvTimeoutError::Timeout) => break,
+                            Err(RecvTimeoutError::Disconnected) => {
+                                closed = true;
+                                break;
+                            }
+                        }
+                    }
+                    s.queued.fetch_sub(batch.len() as u64, Ordering::Relaxed);
+                    commit(sink.as_mut(), &batch, &s);
+                    batch.clear();
+                    if closed {
+                        return;
+                    }
+                }
+            })?;
+        Ok(UsageLedger {
+            tx: ArcSwapOption::from_pointee(tx),
+            stats,
+            writer: Mutex::new(Some(writer)),
+        })
+    }
+
+    /// Queue a record; never blocks.
+    pub fn record(&self, r: UsageRecord) {
+        let tx = self.tx.load();
+        let Some(tx) = tx.as_ref() else { return };
+        self.stats.queued.fetch_add(1, Ordering::Relaxed);
+        match tx.try_send(r) {
+            Ok(()) => {}
+            Err(TrySendError::Full(r)) | Err(TrySendError::Disconnected(r)) => {
+                self.stats.queued.fetch_sub(1, Ordering::Relaxed);
+                let n = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                if n.is_power_of_two() {
+                    tracing::error!(
+                        request_id = %r.request_id,
+                        dropped = n,
+                        "usage ledger queue is full: usage record dropped"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Close the queue and wait until every queued record is committed.
+    pub fn close(&self) {
+        self.tx.store(None);
+        let handle = self.writer.lock().ok().and_then(|mut w| w.take());
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for UsageLedger {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// A failed batch is retried a few times; then it is counted as dropped
+/// (memory stays bounded even when the disk is gone).
+fn commit(sink: &mut dyn UsageSink, batch: &[UsageRecord], stats: &LedgerStats) {
+    let mut wait = Duration::from_millis(50);
+    for attempt in 1..=5 {
+        match sink.write(batch) {
+            Ok(()) => {
+                stats
+                    .written
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                return;
+            }
+            Err(e) => {
+                stats.write_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, attempt, records = batch.len(), "usage ledger write failed");
+                std::thread::sleep(wait);
+                wait *= 2;
+            }
+        }
+    }
+    stats
+        .dropped
+        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests;

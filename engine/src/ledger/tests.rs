@@ -1,0 +1,92 @@
+use super::*;
+use crate::meter::tap::UsageSource;
+use crate::meter::usage::Usage;
+
+pub fn record(i: u64, key: &str, cost: u64) -> UsageRecord {
+    UsageRecord {
+        request_id: format!("r{i}"),
+        ts_ms: 1_800_000_000_000 + i as i64,
+        key: key.into(),
+        user: "u".into(),
+        team: "t".into(),
+        task: String::new(),
+        inbound: "openai",
+        alias: "m".into(),
+        provider: "p".into(),
+        model: "x".into(),
+        attempts: 1,
+        status: 200,
+        error: String::new(),
+        usage: Usage {
+            input: 10,
+            output: 5,
+            ..Usage::default()
+        },
+        usage_source: UsageSource::Provider,
+        cost_nanos: cost,
+        cache_hit: false,
+        total_us: 1,
+        ttfb_us: 1,
+        overhead_us: 1,
+    }
+}
+
+fn temp_db(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("switchyard-ledger-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("usage.db")
+}
+
+#[test]
+fn every_record_is_committed_by_close_and_reads_back_exactly() {
+    let path = temp_db("close");
+    let sink = sqlite::SqliteSink::open(&path).unwrap();
+    let ledger = UsageLedger::start(Box::new(sink), 10_000, Duration::from_millis(50)).unwrap();
+    for i in 0..2500 {
+        ledger.record(record(i, if i % 2 == 0 { "a" } else { "b" }, 1_000_000_001));
+    }
+    ledger.close();
+    assert_eq!(ledger.stats.written.load(Ordering::Relaxed), 2500);
+    assert_eq!(ledger.stats.dropped.load(Ordering::Relaxed), 0);
+    let conn = sqlite::open_read(&path).unwrap();
+    let rep = report::summarise(&conn, 0, i64::MAX, report::GroupBy::Key).unwrap();
+    assert_eq!(rep.rows.len(), 2);
+    assert_eq!(rep.total.requests, 2500);
+    assert_eq!(rep.total.cost_nanos, 2500 * 1_000_000_001, "sums are exact");
+    assert_eq!(rep.total.input_tokens, 25_000);
+    let table = rep.table();
+    assert!(table.contains("2500.000002"), "{table}");
+    let spend = sqlite::spend_since(&conn, 1_800_000_000_000 + 2000).unwrap();
+    assert_eq!(spend.iter().map(|r| r.requests).sum::<u64>(), 500);
+}
+
+struct Stalled(std::sync::mpsc::Receiver<()>);
+
+impl UsageSink for Stalled {
+    fn write(&mut self, _batch: &[UsageRecord]) -> Result<(), LedgerError> {
+        let _ = self.0.recv();
+        Ok(())
+    }
+}
+
+#[test]
+fn a_stalled_sink_drops_and_counts_instead_of_growing() {
+    let (release, rx) = std::sync::mpsc::channel();
+    let ledger = UsageLedger::start(Box::new(Stalled(rx)), 16, Duration::from_millis(1)).unwrap();
+    for i in 0..1000 {
+        ledger.record(record(i, "a", 1));
+    }
+    let dropped = ledger.stats.dropped.load(Ordering::Relaxed);
+    // The writer holds one stalled batch and the queue at most 16: the
+    // rest cannot wait anywhere.
+    assert!(dropped > 0, "{dropped}");
+    drop(release);
+    ledger.close();
+    let s = &ledger.stats;
+    assert_eq!(
+        s.written.load(Ordering::Relaxed) + s.dropped.load(Ordering::Relaxed),
+        1000,
+        "every record is either written or counted as dropped"
+    );
+}

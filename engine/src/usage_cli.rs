@@ -1,0 +1,70 @@
+//! `switchyard usage`: the ledger, summarised, from the command line.
+
+use crate::ledger::{report, sqlite};
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct UsageArgs {
+    /// The ledger file; default: the policy's `usage.ledger`.
+    #[arg(long)]
+    pub ledger: Option<PathBuf>,
+    /// A policy (YAML or snapshot) naming the ledger.
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// Start: a duration ago (`24h`, `7d`) or an RFC 3339 time.
+    #[arg(long, default_value = "30d")]
+    pub since: String,
+    /// End: `now`, a duration ago, or an RFC 3339 time.
+    #[arg(long, default_value = "now")]
+    pub until: String,
+    /// key, user, team, model, alias, provider or task.
+    #[arg(long, default_value = "key")]
+    pub by: String,
+    /// table or json.
+    #[arg(long, default_value = "table")]
+    pub format: String,
+}
+
+pub fn run(a: UsageArgs) -> Result<(), String> {
+    let path = match (&a.ledger, &a.policy) {
+        (Some(p), _) => p.clone(),
+        (None, Some(policy)) => {
+            let loaded = policy::load_path(policy).map_err(|e| e.to_string())?;
+            let p = loaded.snapshot.policy().tenancy.ledger.path.to_string();
+            if p.is_empty() {
+                return Err("the policy configures no usage ledger (usage.ledger)".into());
+            }
+            PathBuf::from(p)
+        }
+        (None, None) => PathBuf::from("switchyard-usage.db"),
+    };
+    if !path.exists() {
+        return Err(format!("no usage ledger at {}", path.display()));
+    }
+    let text = summary(&path, &a.since, &a.until, &a.by, &a.format)?;
+    print!("{text}");
+    Ok(())
+}
+
+/// The report as text (shared with `GET /admin/usage`).
+pub fn summary(
+    path: &std::path::Path,
+    since: &str,
+    until: &str,
+    by: &str,
+    format: &str,
+) -> Result<String, String> {
+    let now = jiff::Timestamp::now().as_millisecond();
+    let since = report::parse_time(since, now)?;
+    let until = report::parse_time(until, now)?;
+    // A report up to "now" includes this very millisecond.
+    let until = if until >= now { now + 1 } else { until };
+    let by = report::GroupBy::parse(by)?;
+    let conn = sqlite::open_read(path).map_err(|e| e.to_string())?;
+    let r = report::summarise(&conn, since, until, by).map_err(|e| e.to_string())?;
+    match format {
+        "json" => Ok(r.json() + "\n"),
+        "table" => Ok(r.table()),
+        other => Err(format!("unknown format {other:?}: expected table or json")),
+    }
+}
