@@ -245,6 +245,7 @@ pub async fn translated_json(
 }
 
 /// Another provider's event stream, translated event by event.
+#[allow(clippy::too_many_arguments)]
 pub async fn translated_stream(
     session: &mut ServerSession,
     c: &mut Committed<'_>,

@@ -179,7 +179,7 @@ fn bad_requests_and_unknown_models_are_answered_without_an_upstream_call() {
     assert_eq!(r.status, 404);
     assert_eq!(r.json()["error"]["code"], "model_not_found");
     assert_eq!(r.json()["error"]["param"], "model");
-    // A key limited to `fast` cannot see or use the others.
+    // A key limited to `fast` cannot see or use the others, and is told so.
     let limited = [("authorization", "Bearer sk-sy-e2e-limited-key-0002")];
     let r = gw.request(
         "POST",
@@ -187,7 +187,8 @@ fn bad_requests_and_unknown_models_are_answered_without_an_upstream_call() {
         &limited,
         br#"{"model":"down","messages":[]}"#,
     );
-    assert_eq!(r.status, 404);
+    assert_eq!(r.status, 403);
+    assert_eq!(r.json()["error"]["code"], "model_not_allowed");
     let r = gw.request("GET", "/v1/models", &limited, b"");
     let ids: Vec<_> = r.json()["data"]
         .as_array()

@@ -62,7 +62,8 @@ def gateway(tmp_path_factory):
         )
         gw = subprocess.Popen(
             [str(TARGET / "switchyard"), "serve", "--policy", str(policy),
-             "--listen", f"127.0.0.1:{gw_port}", "--threads", "2", "--grace-seconds", "0"],
+             "--listen", f"127.0.0.1:{gw_port}", "--threads", "2", "--grace-seconds", "0",
+             "--ledger", str(policy.parent / "usage.db")],
             env=env,
             stderr=subprocess.DEVNULL,
         )
@@ -102,7 +103,8 @@ def matrix_gateway(tmp_path_factory):
         policy = tmp_path_factory.mktemp("matrix") / "matrix.yaml"
         policy.write_text("\n".join(lines) + "\n")
         gw = subprocess.Popen(
-            [str(TARGET / "switchyard"), "serve", "--policy", str(policy), "--listen", f"127.0.0.1:{gw_port}", "--threads", "2", "--grace-seconds", "0"],
+            [str(TARGET / "switchyard"), "serve", "--policy", str(policy), "--listen", f"127.0.0.1:{gw_port}",
+             "--threads", "2", "--grace-seconds", "0", "--ledger", str(policy.parent / "usage.db")],
             env=dict(os.environ, RUST_LOG="warn"),
             stderr=subprocess.DEVNULL,
         )

@@ -114,17 +114,7 @@ impl Gateway {
         std::fs::write(&policy, policy_text).unwrap();
         let port = free_port();
         let log = std::fs::File::create(dir.0.join("gateway.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-            .args(["serve", "--policy"])
-            .arg(&policy)
-            .args([
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--threads",
-                "2",
-                "--grace-seconds",
-                "0",
-            ])
+        let child = Self::command(&policy, port)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
@@ -154,8 +144,22 @@ impl Gateway {
     }
 
     pub fn spawn(policy: &std::path::Path, port: u16, stderr: Stdio) -> Child {
-        Command::new(env!("CARGO_BIN_EXE_switchyard"))
-            .args(["serve", "--policy"])
+        Self::command(policy, port)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn switchyard")
+    }
+
+    /// `switchyard serve` with its usage ledger beside the policy.
+    pub fn command(policy: &std::path::Path, port: u16) -> Command {
+        let ledger = policy
+            .parent()
+            .unwrap_or(std::path::Path::new("."))
+            .join("usage.db");
+        let mut c = Command::new(env!("CARGO_BIN_EXE_switchyard"));
+        c.args(["serve", "--policy"])
             .arg(policy)
             .args([
                 "--listen",
@@ -164,12 +168,10 @@ impl Gateway {
                 "2",
                 "--grace-seconds",
                 "0",
+                "--ledger",
             ])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("spawn switchyard")
+            .arg(ledger);
+        c
     }
 
     fn wait_ready(&self) {

@@ -203,7 +203,7 @@ impl Checker<'_> {
     /// An amount of currency → nano-units.
     fn money(&mut self, at: &str, v: Option<f64>) -> Option<u64> {
         let v = v?;
-        if !v.is_finite() || v < 0.0 || v > 1e9 {
+        if !v.is_finite() || !(0.0..=1e9).contains(&v) {
             self.error(at, "expected an amount between 0 and 1 000 000 000");
             return None;
         }

@@ -17,10 +17,12 @@ pub mod openai;
 mod record;
 pub mod reply;
 pub mod schedule;
+mod served;
 mod server;
 
 pub use faults::Faults;
 pub use record::{RecordedRequest, Recorder};
+pub use served::ServedUsage;
 pub use server::{serve, MockServer};
 
 /// Defaults for every request; `x-mock-*` headers override them per request.

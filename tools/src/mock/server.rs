@@ -2,6 +2,7 @@
 
 use super::openai::{self, ApiError};
 use super::schedule::Schedule;
+use super::served::{Account, Served, ServedUsage};
 use super::{anthropic, cohere, gemini};
 use super::{Faults, MockConfig, RecordedRequest, Recorder};
 use bytes::Bytes;
@@ -23,6 +24,7 @@ type Body = BoxBody<Bytes, std::io::Error>;
 struct State {
     cfg: MockConfig,
     recorder: Recorder,
+    served: Served,
     schedule: Schedule,
     next_id: AtomicU64,
 }
@@ -31,6 +33,7 @@ impl State {
     fn new(cfg: MockConfig) -> Arc<State> {
         Arc::new(State {
             recorder: Recorder::new(cfg.record),
+            served: Served::default(),
             schedule: Schedule::new(cfg.schedule.clone()),
             cfg,
             next_id: AtomicU64::new(1),
@@ -54,6 +57,12 @@ impl State {
         self.schedule
             .next()
             .unwrap_or_else(|| Faults::from_request(headers, &self.cfg))
+    }
+}
+
+impl AsRef<Served> for State {
+    fn as_ref(&self) -> &Served {
+        &self.served
     }
 }
 
@@ -183,6 +192,11 @@ impl MockServer {
         self.state.recorder.all()
     }
 
+    /// Tokens served, by the gateway's `x-request-id`.
+    pub fn served(&self) -> std::collections::BTreeMap<String, ServedUsage> {
+        self.state.served.all()
+    }
+
     pub fn clear_requests(&self) {
         self.state.recorder.clear()
     }
@@ -236,6 +250,10 @@ async fn handle(
             state.recorder.clear();
             return Ok(full(StatusCode::NO_CONTENT, "text/plain", ""));
         }
+        (&Method::GET, "/_mock/served") => {
+            let json = serde_json::to_vec(&state.served.all()).unwrap_or_default();
+            return Ok(full(StatusCode::OK, "application/json", json));
+        }
         (&Method::GET, "/healthz") => return Ok(full(StatusCode::OK, "text/plain", "ok\n")),
         _ => {}
     }
@@ -283,6 +301,18 @@ async fn handle(
         return Ok(full(StatusCode::OK, "application/json", models.to_string()));
     }
     let n = state.next_id.fetch_add(1, Ordering::Relaxed);
+    let rid = parts
+        .headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let ledger = |prompt: u64, per_event: Vec<u64>| Account {
+        state: state.clone(),
+        request_id: rid.clone(),
+        prompt,
+        per_event,
+    };
     let mut resp = match (&parts.method, api) {
         (&Method::POST, Api::Anthropic) => match anthropic::plan(
             &body,
@@ -290,16 +320,25 @@ async fn handle(
             faults.reply_tokens,
             format!("msg_mock{n}"),
         ) {
-            Ok(r) if r.stream => stream_response(
-                anthropic::sse_events(&r, faults.tokens_per_chunk),
-                &faults,
-                Some(anthropic::overloaded_event()),
-            ),
-            Ok(r) => full(
-                StatusCode::OK,
-                "application/json",
-                anthropic::message_body(&r),
-            ),
+            Ok(r) if r.stream => {
+                let tpc = faults.tokens_per_chunk.max(1);
+                let mut per_event = vec![0, 0, 0];
+                per_event.extend(r.tokens.chunks(tpc).map(|c| c.len() as u64));
+                stream_response(
+                    anthropic::sse_events(&r, faults.tokens_per_chunk),
+                    &faults,
+                    Some(anthropic::overloaded_event()),
+                    Some(ledger(r.input_tokens, per_event)),
+                )
+            }
+            Ok(r) => {
+                ledger(r.input_tokens, vec![r.tokens.len() as u64]).add_all();
+                full(
+                    StatusCode::OK,
+                    "application/json",
+                    anthropic::message_body(&r),
+                )
+            }
             Err(e) => return Ok(api_error(e, None)),
         },
         (&Method::POST, Api::Gemini) => {
@@ -308,6 +347,7 @@ async fn handle(
                     gemini::sse_events(&r, faults.tokens_per_chunk),
                     &faults,
                     Some(gemini::stream_error_event()),
+                    None,
                 ),
                 Ok(r) => full(
                     StatusCode::OK,
@@ -321,6 +361,7 @@ async fn handle(
             Ok(r) if r.stream => stream_response(
                 cohere::sse_events(&r, faults.tokens_per_chunk),
                 &faults,
+                None,
                 None,
             ),
             Ok(r) => full(
@@ -341,16 +382,25 @@ async fn handle(
                 format!("chatcmpl-mock{n}"),
                 created,
             ) {
-                Ok(r) if r.stream => stream_response(
-                    openai::sse_events(&r, faults.tokens_per_chunk),
-                    &faults,
-                    None,
-                ),
-                Ok(r) => full(
-                    StatusCode::OK,
-                    "application/json",
-                    openai::completion_body(&r),
-                ),
+                Ok(r) if r.stream => {
+                    let tpc = faults.tokens_per_chunk.max(1);
+                    let mut per_event = vec![0];
+                    per_event.extend(r.tokens.chunks(tpc).map(|c| c.len() as u64));
+                    stream_response(
+                        openai::sse_events(&r, faults.tokens_per_chunk),
+                        &faults,
+                        None,
+                        Some(ledger(r.prompt_tokens, per_event)),
+                    )
+                }
+                Ok(r) => {
+                    ledger(r.prompt_tokens, vec![r.tokens.len() as u64]).add_all();
+                    full(
+                        StatusCode::OK,
+                        "application/json",
+                        openai::completion_body(&r),
+                    )
+                }
                 Err(e) => return Ok(api_error(e, None)),
             }
         }
@@ -430,6 +480,7 @@ fn stream_response(
     events: Vec<Vec<u8>>,
     faults: &Faults,
     error_event: Option<Vec<u8>>,
+    account: Option<Account<State>>,
 ) -> Response<Body> {
     let delay = Duration::from_millis(faults.chunk_delay_ms);
     let drop_after = faults.drop_after_chunks;
@@ -437,34 +488,50 @@ fn stream_response(
         .then_some(error_event)
         .flatten();
     let body: Body = if delay.is_zero() && drop_after.is_none() {
+        if let Some(a) = &account {
+            a.add_all();
+        }
         Full::new(Bytes::from(events.concat()))
             .map_err(|e| match e {})
             .boxed()
     } else {
+        let account = account.map(Arc::new);
         let s = stream::unfold(
             (events.into_iter(), 0usize, false, in_band),
-            move |(mut it, sent, done, in_band)| async move {
-                if done {
-                    return None;
-                }
-                if drop_after == Some(sent) {
-                    if let Some(ev) = in_band {
-                        return Some((Ok(Frame::data(Bytes::from(ev))), (it, sent, true, None)));
+            move |(mut it, sent, done, in_band)| {
+                let account = account.clone();
+                async move {
+                    if done {
+                        return None;
                     }
-                    let err = std::io::Error::new(
-                        std::io::ErrorKind::ConnectionReset,
-                        "injected mid-stream drop",
-                    );
-                    return Some((Err(err), (it, sent, true, None)));
+                    // The pause comes first, so that a frame is on the wire
+                    // before a drop that follows it (what was handed over
+                    // was served).
+                    if sent > 0 && !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
+                    if drop_after == Some(sent) {
+                        if let Some(ev) = in_band {
+                            return Some((
+                                Ok(Frame::data(Bytes::from(ev))),
+                                (it, sent, true, None),
+                            ));
+                        }
+                        let err = std::io::Error::new(
+                            std::io::ErrorKind::ConnectionReset,
+                            "injected mid-stream drop",
+                        );
+                        return Some((Err(err), (it, sent, true, None)));
+                    }
+                    let event = it.next()?;
+                    if let Some(a) = &account {
+                        a.add(sent);
+                    }
+                    Some((
+                        Ok(Frame::data(Bytes::from(event))),
+                        (it, sent + 1, false, in_band),
+                    ))
                 }
-                let event = it.next()?;
-                if sent > 0 && !delay.is_zero() {
-                    tokio::time::sleep(delay).await;
-                }
-                Some((
-                    Ok(Frame::data(Bytes::from(event))),
-                    (it, sent + 1, false, in_band),
-                ))
             },
         );
         StreamBody::new(s).boxed()
