@@ -125,8 +125,9 @@ fn bench(c: &mut Criterion) {
             for _ in 0..iters {
                 run += 1;
                 let sink = SqliteSink::open(&dir.join(format!("u{run}.db"))).expect("sink");
-                let ledger = UsageLedger::start(Box::new(sink), N as usize, Duration::from_millis(50))
-                    .expect("ledger");
+                let ledger =
+                    UsageLedger::start(Box::new(sink), N as usize, Duration::from_millis(50))
+                        .expect("ledger");
                 let records: Vec<UsageRecord> = (0..N).map(record).collect();
                 let start = Instant::now();
                 for r in records {

@@ -12,6 +12,7 @@ use tools::mock::{MockConfig, MockServer};
 const OK_KEY: &str = "sk-sy-tenancy-ok-00000001";
 const RPM_KEY: &str = "sk-sy-tenancy-rpm-0000002";
 const BUDGET_KEY: &str = "sk-sy-tenancy-budget-0003";
+const ADMIN_KEY: &str = "sk-sy-tenancy-admin-00009";
 
 fn policy(base_url: &str, flush_ms: u64) -> String {
     format!(
@@ -31,6 +32,8 @@ teams:
   research: {{}}
 users:
   ada: {{team: research}}
+admin_keys:
+  - {{name: ops, key: {ADMIN_KEY}}}
 client_keys:
   - {{name: ok, key: {OK_KEY}, user: ada, models: [fast, sonnet]}}
   - {{name: rpm, key: {RPM_KEY}, limits: {{rpm: 50}}}}
@@ -473,4 +476,64 @@ fn a_killed_gateway_loses_at_most_the_flush_interval_and_budgets_resume() {
         "{}",
         r.text()
     );
+}
+
+#[test]
+fn usage_reads_back_from_the_cli_and_the_admin_endpoint() {
+    let mock = MockServer::start(MockConfig::default()).unwrap();
+    let gw = Gateway::start(policy(&mock.base_url(), 20).as_bytes(), "p.yaml");
+    let body = r#"{"model":"fast","messages":[{"role":"user","content":"hello there"}]}"#;
+    for task in ["t1", "t1", "t2"] {
+        assert_eq!(
+            chat_as(&gw, OK_KEY, body, &[("x-task-id", task)]).status,
+            200
+        );
+    }
+    assert_eq!(ledger_rows(&gw, 3).len(), 3);
+    let served: u64 = mock.served().values().map(|s| s.prompt_tokens).sum();
+    let admin = format!("Bearer {ADMIN_KEY}");
+    let r = gw.request(
+        "GET",
+        "/admin/usage?since=1h&by=task",
+        &[("authorization", &admin)],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["by"], "task");
+    assert_eq!(v["total"]["requests"], 3);
+    assert_eq!(v["total"]["input_tokens"].as_u64().unwrap(), served);
+    let t1 = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["group"] == "t1")
+        .unwrap();
+    assert_eq!(t1["requests"], 2);
+    let r = gw.request(
+        "GET",
+        "/admin/usage?by=nonsense",
+        &[("authorization", &admin)],
+        b"",
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("cannot group by"));
+    // The CLI reads the same file.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["usage", "--since", "1h", "--by", "user", "--ledger"])
+        .arg(gw.dir.0.join("usage.db"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("ada") && table.contains("total"), "{table}");
+    let line = table.lines().find(|l| l.starts_with("ada")).unwrap();
+    assert!(line.split_whitespace().nth(1) == Some("3"), "{line}");
 }
