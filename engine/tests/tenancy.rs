@@ -403,9 +403,10 @@ fn a_killed_gateway_loses_at_most_the_flush_interval_and_budgets_resume() {
                     }
                     let id = format!("load-{w}-{i}");
                     let body = br#"{"model":"fast","max_tokens":5,"messages":[{"role":"user","content":"x"}]}"#;
-                    match try_request(port, "POST", "/v1/chat/completions", &[("authorization", &auth), ("x-request-id", &id)], body) {
-                        Ok(r) if r.status == 200 => done.push((id, Instant::now())),
-                        _ => {}
+                    let headers = [("authorization", auth.as_str()), ("x-request-id", id.as_str())];
+                    // Refused requests are recorded too: every answer counts.
+                    if try_request(port, "POST", "/v1/chat/completions", &headers, body).is_ok() {
+                        done.push((id, Instant::now()));
                     }
                 }
                 done
@@ -421,7 +422,7 @@ fn a_killed_gateway_loses_at_most_the_flush_interval_and_budgets_resume() {
         .into_iter()
         .flat_map(|h| h.join().unwrap())
         .collect();
-    assert!(done.len() > 50, "load ran: {}", done.len());
+    assert!(done.len() > 200, "load ran: {}", done.len());
     let rows = read_ledger(&gw.dir.0.join("usage.db"));
     let kept: std::collections::HashSet<&str> = rows
         .iter()
