@@ -4,7 +4,7 @@
 use crate::app::Gateway;
 use crate::error::GatewayError;
 use crate::ledger::UsageLedger;
-use crate::pipeline::{fail, Served};
+use crate::pipeline::{fail, presented_key, Served};
 use crate::state::ActivePolicy;
 use crate::translate::ClientFormat;
 use crate::{auth, respond};
@@ -19,13 +19,7 @@ pub(crate) async fn usage(
     gw: &Gateway,
 ) -> Served {
     let policy = active.snapshot.policy();
-    let presented = auth::presented_key(
-        session
-            .get_header(http::header::AUTHORIZATION)
-            .map(|v| v.as_bytes()),
-        session.get_header("x-api-key").map(|v| v.as_bytes()),
-    );
-    if let Err(e) = auth::authenticate_admin(policy, presented) {
+    if let Err(e) = auth::authenticate_admin(policy, presented_key(session)) {
         return fail(session, "admin", e, rid, ClientFormat::OpenAi).await;
     }
     let query = session.req_header().uri.query().unwrap_or("").to_string();

@@ -154,7 +154,22 @@ pub(crate) async fn fail(
     }
 }
 
-fn presented_key(session: &ServerSession) -> Option<&[u8]> {
+/// The caller of this request: its key, checked against the client's address.
+fn authenticate<'p>(
+    session: &ServerSession,
+    policy: &'p policy::ArchivedCompiledPolicy,
+    now_unix: u64,
+) -> Result<auth::Caller<'p>, GatewayError> {
+    let peer = session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip());
+    let forwarded_for = session.get_header("x-forwarded-for").map(|v| v.as_bytes());
+    let ip = auth::client_ip(peer, forwarded_for, &policy.tenancy);
+    auth::authenticate(policy, presented_key(session), ip, now_unix)
+}
+
+pub(crate) fn presented_key(session: &ServerSession) -> Option<&[u8]> {
     auth::presented_key(
         session
             .get_header(http::header::AUTHORIZATION)
@@ -180,14 +195,7 @@ async fn chat(
     let policy = active.snapshot.policy();
     let ts_ms = jiff::Timestamp::now().as_millisecond();
     // 1. auth
-    let peer = session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .map(|a| a.ip());
-    let forwarded_for = session.get_header("x-forwarded-for").map(|v| v.as_bytes());
-    let ip = auth::client_ip(peer, forwarded_for, &policy.tenancy);
-    let caller = match auth::authenticate(policy, presented_key(session), ip, (ts_ms / 1000) as u64)
-    {
+    let caller = match authenticate(session, policy, (ts_ms / 1000) as u64) {
         Ok(c) => c,
         Err(e) => return fail(session, route, e, rid, client).await,
     };
@@ -276,12 +284,16 @@ async fn serve_chat(
         Ok(p) => Some(p),
         Err(e) => return fail(session, route, e, rid, client).await,
     };
-    let worst = quota::reservation(policy, &plan, body_bytes, request.max_tokens);
-    let periods = active.periods.at(jiff::Timestamp::now().as_millisecond());
-    bill.budget = match budgets::reserve(&scopes.budgeted(), &request.model, worst, &periods) {
-        Ok(h) => Some(h),
-        Err(e) => return fail(session, route, e, rid, client).await,
-    };
+    // Most callers have no budget: then no prices are looked up here.
+    let budgeted = scopes.budgeted();
+    if !budgeted.is_empty() {
+        let worst = quota::reservation(policy, &plan, body_bytes, request.max_tokens);
+        let periods = active.periods.at(jiff::Timestamp::now().as_millisecond());
+        bill.budget = match budgets::reserve(&budgeted, &request.model, worst, &periods) {
+            Ok(h) => Some(h),
+            Err(e) => return fail(session, route, e, rid, client).await,
+        };
+    }
     // 5–6. translate, attempt, fail over
     let forwarded: Vec<_> = session
         .req_header()
@@ -402,14 +414,8 @@ async fn serve_chat(
 
 async fn models(session: &mut ServerSession, active: &ActivePolicy, rid: &str) -> Served {
     let policy = active.snapshot.policy();
-    let peer = session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .map(|a| a.ip());
-    let forwarded_for = session.get_header("x-forwarded-for").map(|v| v.as_bytes());
-    let ip = auth::client_ip(peer, forwarded_for, &policy.tenancy);
     let now = jiff::Timestamp::now().as_second().max(0) as u64;
-    let key = match auth::authenticate(policy, presented_key(session), ip, now) {
+    let key = match authenticate(session, policy, now) {
         Ok(c) => c.key,
         Err(e) => return fail(session, "models", e, rid, ClientFormat::OpenAi).await,
     };

@@ -109,6 +109,7 @@ pub fn run(opts: ServeOptions) -> Result<(), StartError> {
                 ledger = %path.display(),
                 month_requests = r.month_requests,
                 month_cost = r.month_cost_nanos as f64 / 1e9,
+                minute_requests = r.minute_requests,
                 "usage ledger open; budgets and limits resumed from it"
             );
             UsageLedger::start(Box::new(sink), queue_capacity, flush_interval)

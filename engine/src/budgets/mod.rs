@@ -52,10 +52,6 @@ impl BudgetHold {
         }
         self.settled = true;
     }
-
-    pub fn reserved(&self) -> u64 {
-        self.reserved
-    }
 }
 
 impl Drop for BudgetHold {

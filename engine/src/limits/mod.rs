@@ -14,7 +14,7 @@ use policy::{pattern_matches, ArchivedLimits};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use token_bucket::{Level, Refusal};
+use token_bucket::Refusal;
 
 /// One scope's limits, as the request path sees them.
 pub struct Limited<'a> {
@@ -47,8 +47,6 @@ struct Held {
 pub struct LimitPermit {
     held: Vec<Held>,
     tokens: u64,
-    /// The tightest request limit that applied, for response headers.
-    pub requests: Option<(u64, Level)>,
 }
 
 impl LimitPermit {
@@ -116,7 +114,6 @@ pub fn admit(
     let mut permit = LimitPermit {
         held: Vec::new(),
         tokens,
-        requests: None,
     };
     for e in entries(scopes, model) {
         // Pushed first, so that a refusal below gives back what this
@@ -164,15 +161,9 @@ pub fn admit(
         }
         if e.rpm > 0 {
             match e.counters.requests.try_take(now, 1, e.rpm) {
-                Ok(level) => {
+                Ok(_) => {
                     if let Some(h) = permit.held.last_mut() {
                         h.rpm = e.rpm;
-                    }
-                    if permit
-                        .requests
-                        .is_none_or(|(_, l)| level.remaining < l.remaining)
-                    {
-                        permit.requests = Some((e.rpm, level));
                     }
                 }
                 Err(r) => {

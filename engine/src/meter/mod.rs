@@ -17,6 +17,7 @@ use usage::Usage;
 
 /// What one request accrues on its way through the phases; turned into
 /// its [`UsageRecord`] at the end, after limits and budgets settle.
+#[derive(Default)]
 pub struct Bill {
     pub alias: String,
     pub provider: String,
@@ -28,23 +29,6 @@ pub struct Bill {
     pub overhead_us: u64,
     pub limits: Option<LimitPermit>,
     pub budget: Option<BudgetHold>,
-}
-
-impl Default for Bill {
-    fn default() -> Self {
-        Bill {
-            alias: String::new(),
-            provider: String::new(),
-            model: String::new(),
-            usage: Usage::default(),
-            source: UsageSource::None,
-            cost_nanos: 0,
-            ttfb_us: 0,
-            overhead_us: 0,
-            limits: None,
-            budget: None,
-        }
-    }
 }
 
 /// Who made the request, for the record.

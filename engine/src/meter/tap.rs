@@ -20,7 +20,7 @@ use std::borrow::Cow;
 /// Largest whole answer kept to read its usage.
 const MAX_JSON: usize = 16 << 20;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum UsageSource {
     /// The provider's complete report.
     Provider,
@@ -29,6 +29,7 @@ pub enum UsageSource {
     /// Counted and estimated: the provider reported nothing.
     Counted,
     /// No answer was produced (an error): nothing used.
+    #[default]
     None,
 }
 

@@ -20,7 +20,7 @@ pub fn request(
     // Streams always ask for the usage chunk, so that every stream is
     // metered exactly; the answer hides it from a client that did not ask.
     let usage_options = if needs_usage_chunk(req, compat) {
-        Some(stream_options_with_usage(body)?)
+        Some(stream_options_with_usage(req.stream_options)?)
     } else {
         None
     };
@@ -68,15 +68,13 @@ pub fn needs_usage_chunk(req: &ChatRequest<'_>, compat: &ArchivedCompat) -> bool
 }
 
 /// The client's `stream_options` (other fields kept) with usage on.
-fn stream_options_with_usage(body: &[u8]) -> Result<Box<RawValue>, GatewayError> {
-    #[derive(serde::Deserialize)]
-    struct Opts {
-        #[serde(default)]
-        stream_options: Option<Map<String, Value>>,
-    }
-    let parsed: Opts = serde_json::from_slice(body)
-        .map_err(|e| GatewayError::BadRequest(format!("could not parse the JSON body: {e}")))?;
-    let mut opts = parsed.stream_options.unwrap_or_default();
+fn stream_options_with_usage(sent: Option<&RawValue>) -> Result<Box<RawValue>, GatewayError> {
+    let mut opts: Map<String, Value> = match sent {
+        Some(raw) => serde_json::from_str::<Option<Map<String, Value>>>(raw.get())
+            .map_err(|e| GatewayError::BadRequest(format!("could not parse the JSON body: {e}")))?
+            .unwrap_or_default(),
+        None => Map::new(),
+    };
     opts.insert("include_usage".into(), Value::Bool(true));
     serde_json::value::to_raw_value(&opts).map_err(|e| GatewayError::Internal(e.to_string()))
 }

@@ -14,6 +14,8 @@ pub struct ChatRequest<'a> {
     pub stream: bool,
     /// `stream_options.include_usage`: send a final usage chunk.
     pub include_usage: bool,
+    /// `stream_options` as sent, for edits that must keep its other fields.
+    pub stream_options: Option<&'a RawValue>,
     /// `max_tokens` (or `max_completion_tokens`) when it is a whole number.
     pub max_tokens: Option<u64>,
 }
@@ -32,8 +34,8 @@ struct Head<'a> {
     stream: Option<bool>,
     #[serde(borrow, default)]
     messages: Option<&'a RawValue>,
-    #[serde(default)]
-    stream_options: Option<StreamOptions>,
+    #[serde(borrow, default)]
+    stream_options: Option<&'a RawValue>,
     /// Raw, so that an odd value is the provider's to judge, not a parse error.
     #[serde(borrow, default)]
     max_tokens: Option<&'a RawValue>,
@@ -73,10 +75,16 @@ pub fn parse_chat(body: &[u8]) -> Result<ChatRequest<'_>, GatewayError> {
     Ok(ChatRequest {
         model,
         stream: head.stream.unwrap_or(false),
-        include_usage: head
-            .stream_options
-            .and_then(|o| o.include_usage)
-            .unwrap_or(false),
+        include_usage: match head.stream_options {
+            Some(raw) => serde_json::from_str::<Option<StreamOptions>>(raw.get())
+                .map_err(|e| {
+                    GatewayError::BadRequest(format!("could not parse the JSON body: {e}"))
+                })?
+                .and_then(|o| o.include_usage)
+                .unwrap_or(false),
+            None => false,
+        },
+        stream_options: head.stream_options,
         max_tokens: head
             .max_tokens
             .or(head.max_completion_tokens)
