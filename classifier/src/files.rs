@@ -98,6 +98,25 @@ impl ModelFiles {
     }
 }
 
+impl ModelFiles {
+    /// sha256 of the model graph: from the manifest when there is one (it
+    /// was just verified), else computed.
+    pub fn model_id(&self) -> Result<String> {
+        if let Some(manifest) = &self.manifest {
+            let base = manifest.parent().unwrap_or(Path::new("."));
+            let text = std::fs::read_to_string(manifest).map_err(|e| io(manifest, e))?;
+            let listed = text.lines().find_map(|line| {
+                let (sum, rel) = line.split_once("  ")?;
+                (base.join(rel.trim()) == self.model).then(|| sum.to_string())
+            });
+            if let Some(sum) = listed {
+                return Ok(sum);
+            }
+        }
+        sha256_file(&self.model)
+    }
+}
+
 pub fn sha256_file(path: &Path) -> Result<String> {
     let mut file = std::fs::File::open(path).map_err(|e| io(path, e))?;
     let mut hasher = Sha256::new();

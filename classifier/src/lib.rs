@@ -8,12 +8,21 @@
 //! ONNX Runtime, [`service`] puts encoders on their own threads with
 //! micro-batching and a [`cache`].
 
+pub mod cache;
 pub mod encoder;
 mod error;
 pub mod files;
+pub mod head;
 pub mod pooling;
+pub mod routes;
 mod runtime;
+pub mod service;
+pub mod window;
 
 pub use encoder::{Encoder, EncoderOptions, OutputKind, Signature};
 pub use error::{ClassifierError, Result};
 pub use files::ModelFiles;
+pub use head::{LabelHead, BUILTIN_LABELS};
+pub use routes::{RouteScore, RouteSet, RouteVectors};
+pub use service::{ClassifierService, Embedded, ServiceOptions, ServiceStats};
+pub use window::prompt_window;

@@ -1,0 +1,126 @@
+//! The built-in task labels: a linear softmax head over the encoder's
+//! pooled vector, trained offline by `tools/src/bin/train_classifier.rs`
+//! and committed as `classifier/heads/builtin.json` (a few thousand
+//! numbers; the command that reproduces it is recorded inside).
+
+use crate::error::{ClassifierError, Result};
+use crate::pooling::softmax;
+use serde::{Deserialize, Serialize};
+
+/// The labels the built-in head predicts, in its output order.
+pub const BUILTIN_LABELS: [&str; 7] = [
+    "code",
+    "math",
+    "summarize",
+    "extract",
+    "translate",
+    "creative",
+    "chat",
+];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LabelHead {
+    /// sha256 of the encoder graph the head was trained on.
+    pub encoder: String,
+    pub labels: Vec<String>,
+    pub dim: usize,
+    /// `labels × dim`, row-major.
+    pub weights: Vec<f32>,
+    pub bias: Vec<f32>,
+    /// How it was made: command, data, split, test metrics.
+    #[serde(default)]
+    pub provenance: serde_json::Value,
+}
+
+impl LabelHead {
+    pub fn from_json(text: &str) -> Result<LabelHead> {
+        let head: LabelHead =
+            serde_json::from_str(text).map_err(|e| ClassifierError::Head(e.to_string()))?;
+        head.validate()?;
+        Ok(head)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let n = self.labels.len();
+        if n == 0 || self.dim == 0 {
+            return Err(ClassifierError::Head("no labels or zero dimension".into()));
+        }
+        if self.weights.len() != n * self.dim || self.bias.len() != n {
+            return Err(ClassifierError::Head(format!(
+                "{} labels × {} dims needs {} weights and {} biases, found {} and {}",
+                n,
+                self.dim,
+                n * self.dim,
+                n,
+                self.weights.len(),
+                self.bias.len()
+            )));
+        }
+        if self
+            .weights
+            .iter()
+            .chain(&self.bias)
+            .any(|w| !w.is_finite())
+        {
+            return Err(ClassifierError::Head("non-finite weight".into()));
+        }
+        Ok(())
+    }
+
+    /// Label probabilities for one pooled vector (same order as `labels`).
+    pub fn probabilities(&self, vector: &[f32]) -> Vec<f32> {
+        let mut logits: Vec<f32> = self
+            .weights
+            .chunks_exact(self.dim)
+            .zip(&self.bias)
+            .map(|(row, b)| b + crate::pooling::dot(row, vector))
+            .collect();
+        softmax(&mut logits);
+        logits
+    }
+
+    /// The most probable label and its probability.
+    pub fn top<'a>(&'a self, probabilities: &[f32]) -> (&'a str, f32) {
+        let (i, p) =
+            probabilities
+                .iter()
+                .copied()
+                .enumerate()
+                .fold(
+                    (0, f32::MIN),
+                    |best, (i, p)| if p > best.1 { (i, p) } else { best },
+                );
+        (self.labels.get(i).map(String::as_str).unwrap_or(""), p)
+    }
+
+    pub fn index_of(&self, label: &str) -> Option<usize> {
+        self.labels.iter().position(|l| l == label)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probabilities_follow_the_weights() {
+        let head = LabelHead {
+            encoder: String::new(),
+            labels: vec!["a".into(), "b".into()],
+            dim: 2,
+            weights: vec![8., 0., 0., 8.],
+            bias: vec![0., 0.],
+            provenance: serde_json::Value::Null,
+        };
+        head.validate().unwrap();
+        let p = head.probabilities(&[1., 0.]);
+        assert!(p[0] > 0.99 && (p[0] + p[1] - 1.0).abs() < 1e-6);
+        assert_eq!(head.top(&p).0, "a");
+        assert_eq!(head.top(&head.probabilities(&[0., 1.])).0, "b");
+        let bad = LabelHead {
+            bias: vec![0.],
+            ..head
+        };
+        assert!(bad.validate().is_err());
+    }
+}
