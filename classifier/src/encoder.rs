@@ -12,10 +12,11 @@ use ort::session::Session;
 use ort::value::{Tensor, ValueType};
 use tokenizers::{Tokenizer, TruncationParams};
 
-/// The longest input the encoder sees. all-MiniLM-L6-v2 was trained at 128
-/// word pieces; longer inputs cost quadratically and classify no better
-/// (the window in `window.rs` picks which 128 tokens).
-pub const DEFAULT_MAX_TOKENS: usize = 128;
+/// The longest input the encoder sees, in word pieces. Cost grows with
+/// length (≈ 0.09 ms a word piece on one core here); on the held-out set 48
+/// classifies within a point of 64 (see classifier/heads/REPORT.md), and
+/// the window in `window.rs` chooses which 48.
+pub const DEFAULT_MAX_TOKENS: usize = 48;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Signature {
@@ -141,6 +142,18 @@ impl Encoder {
             }
         }
         Ok(out)
+    }
+
+    /// Word pieces in `text` before truncation (for reports, not routing).
+    pub fn count_tokens(&self, text: &str) -> Result<usize> {
+        let mut whole = self.tokenizer.clone();
+        whole
+            .with_truncation(None)
+            .map_err(|e| ClassifierError::Tokenize(e.to_string()))?;
+        whole
+            .encode_fast(text, true)
+            .map(|e| e.len())
+            .map_err(|e| ClassifierError::Tokenize(e.to_string()))
     }
 
     /// One normalised vector (or label distribution) per text.

@@ -24,6 +24,9 @@ pub struct LabelHead {
     pub encoder: String,
     pub labels: Vec<String>,
     pub dim: usize,
+    /// Word pieces the encoder read when the head was trained; the engine
+    /// runs the encoder at the same bound.
+    pub max_tokens: usize,
     /// `labels × dim`, row-major.
     pub weights: Vec<f32>,
     pub bias: Vec<f32>,
@@ -33,6 +36,11 @@ pub struct LabelHead {
 }
 
 impl LabelHead {
+    /// The committed head (`classifier/heads/builtin.json`).
+    pub fn builtin() -> Result<LabelHead> {
+        LabelHead::from_json(include_str!("../heads/builtin.json"))
+    }
+
     pub fn from_json(text: &str) -> Result<LabelHead> {
         let head: LabelHead =
             serde_json::from_str(text).map_err(|e| ClassifierError::Head(e.to_string()))?;
@@ -103,11 +111,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_builtin_head_is_whole_and_matches_the_set_up_encoder() {
+        let head = LabelHead::builtin().unwrap();
+        assert_eq!(head.labels, BUILTIN_LABELS);
+        assert_eq!(
+            (head.dim, head.max_tokens),
+            (384, crate::encoder::DEFAULT_MAX_TOKENS)
+        );
+        // The sha256 scripts/models.sh pins for minilm/model.onnx.
+        let setup = include_str!("../../scripts/models.sh");
+        assert!(setup.contains(&format!("minilm/model.onnx|{}", head.encoder)));
+    }
+
+    #[test]
     fn probabilities_follow_the_weights() {
         let head = LabelHead {
             encoder: String::new(),
             labels: vec!["a".into(), "b".into()],
             dim: 2,
+            max_tokens: 64,
             weights: vec![8., 0., 0., 8.],
             bias: vec![0., 0.],
             provenance: serde_json::Value::Null,

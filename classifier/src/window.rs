@@ -9,25 +9,25 @@
 
 /// Characters of the last user turn kept whole; longer turns keep a head
 /// and a tail. About 4 characters a word piece in English prose.
-pub const USER_WHOLE_CHARS: usize = 320;
-pub const USER_HEAD_CHARS: usize = 224;
-pub const USER_TAIL_CHARS: usize = 96;
-pub const SYSTEM_HEAD_CHARS: usize = 96;
+pub const USER_WHOLE_CHARS: usize = 176;
+pub const USER_HEAD_CHARS: usize = 120;
+pub const USER_TAIL_CHARS: usize = 48;
+pub const SYSTEM_HEAD_CHARS: usize = 64;
 
 /// The text the classifier sees for a conversation.
 pub fn prompt_window(system: Option<&str>, last_user: &str) -> String {
     let user = last_user.trim();
     let mut out = String::with_capacity(USER_WHOLE_CHARS + SYSTEM_HEAD_CHARS + 8);
+    if let Some(system) = system.map(str::trim).filter(|s| !s.is_empty()) {
+        out.push_str(head(system, SYSTEM_HEAD_CHARS));
+        out.push('\n');
+    }
     if user.chars().count() <= USER_WHOLE_CHARS {
         out.push_str(user);
     } else {
         out.push_str(head(user, USER_HEAD_CHARS));
         out.push_str(" … ");
         out.push_str(tail(user, USER_TAIL_CHARS));
-    }
-    if let Some(system) = system.map(str::trim).filter(|s| !s.is_empty()) {
-        out.push('\n');
-        out.push_str(head(system, SYSTEM_HEAD_CHARS));
     }
     out
 }
@@ -70,7 +70,7 @@ mod tests {
         assert_eq!(prompt_window(None, "  fix this bug  "), "fix this bug");
         assert_eq!(
             prompt_window(Some("You are a coding agent."), "go on"),
-            "go on\nYou are a coding agent."
+            "You are a coding agent.\ngo on"
         );
         let long = format!(
             "Summarize this: {} What is the verdict?",

@@ -163,3 +163,26 @@ fn service_batches_concurrent_prompts_and_caches() {
         1
     );
 }
+
+#[test]
+fn the_builtin_head_labels_plain_prompts() {
+    let Some(dir) = model_dir() else { return };
+    let head = classifier::LabelHead::builtin().unwrap();
+    let options = EncoderOptions {
+        max_tokens: head.max_tokens,
+        ..EncoderOptions::default()
+    };
+    let mut enc = Encoder::load(&ModelFiles::in_dir(&dir), &options).unwrap();
+    for (prompt, label) in [
+        ("Write a Rust function that parses a CSV line into fields, handling quoted commas.", "code"),
+        ("A train travels 120 km in 1.5 hours. What is its average speed in km/h?", "math"),
+        ("Summarize the following article in two sentences: The city council voted on Tuesday to expand the bike lane network, citing a rise in cycling commuters and fewer accidents on protected routes.", "summarize"),
+        ("Translate into French: The meeting has been moved to Thursday afternoon.", "translate"),
+        ("Write a short poem about the sea at night.", "creative"),
+    ] {
+        let window = classifier::prompt_window(None, prompt);
+        let v = enc.embed(&[&window]).unwrap().remove(0);
+        let p = head.probabilities(&v);
+        assert_eq!(head.top(&p).0, label, "{prompt}: {p:?}");
+    }
+}

@@ -8,6 +8,7 @@ use crate::spec::*;
 use crate::yaml_index::YamlIndex;
 use std::collections::{BTreeMap, HashMap};
 
+mod routing;
 mod tenancy;
 use tenancy::Directory;
 
@@ -152,6 +153,7 @@ impl Checker<'_> {
         );
         let client_keys = self.client_keys(spec.client_keys, &dir);
         let retry_budget = self.retry_budget(spec.retry_budget);
+        let routing = self.routing(spec.classifier, spec.routers, &aliases);
         let policy = CompiledPolicy {
             source: file.to_string(),
             listener,
@@ -160,6 +162,7 @@ impl Checker<'_> {
             client_keys,
             retry_budget,
             tenancy,
+            routing,
         };
         self.check_prices(&policy);
         policy

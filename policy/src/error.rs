@@ -46,6 +46,8 @@ pub enum Error {
     },
     #[error("cannot archive policy: {0}")]
     Archive(String),
+    #[error("cannot embed route utterances: {0}")]
+    Embed(String),
 }
 
 impl Error {

@@ -9,6 +9,7 @@
 
 pub mod compat;
 mod compile;
+pub mod embed;
 mod error;
 pub mod interpolate;
 pub mod keys;
@@ -18,6 +19,7 @@ mod spec;
 mod yaml_index;
 
 pub use compile::{compile_yaml, Compiled, EnvLookup, ProcessEnv};
+pub use embed::{embed_routes, needs_embedding, UtteranceEncoder};
 pub use error::{Diagnostic, Error};
 pub use model::*;
 pub use snapshot::{Snapshot, SnapshotHeader, FORMAT_VERSION};
@@ -34,6 +36,16 @@ pub fn compile_file(path: &std::path::Path) -> Result<Compiled, Error> {
 /// Load either a compiled snapshot or a YAML policy (compiled in memory),
 /// telling them apart by the snapshot magic.
 pub fn load_path(path: &std::path::Path) -> Result<Loaded, Error> {
+    load_path_with(path, None)
+}
+
+/// [`load_path`], embedding the route utterances of a YAML policy with
+/// `encoder`. Without one, such routes stay without vectors (a warning);
+/// the engine then skips their rules.
+pub fn load_path_with(
+    path: &std::path::Path,
+    encoder: Option<&mut dyn UtteranceEncoder>,
+) -> Result<Loaded, Error> {
     let bytes = std::fs::read(path).map_err(|source| Error::Io {
         path: path.display().to_string(),
         source,
@@ -48,7 +60,19 @@ pub fn load_path(path: &std::path::Path) -> Result<Loaded, Error> {
     let text = String::from_utf8(bytes).map_err(|_| Error::NotUtf8 {
         path: path.display().to_string(),
     })?;
-    let compiled = compile_yaml(&text, &path.display().to_string(), &ProcessEnv)?;
+    let mut compiled = compile_yaml(&text, &path.display().to_string(), &ProcessEnv)?;
+    if needs_embedding(&compiled.policy) {
+        match encoder {
+            Some(encoder) => embed_routes(&mut compiled.policy, encoder)?,
+            None => compiled.warnings.push(Diagnostic {
+                file: path.display().to_string(),
+                line: 0,
+                column: 0,
+                path: "classifier.routes".into(),
+                message: "no encoder to embed the route utterances: their rules are skipped (compile with policyc, or install the model files)".into(),
+            }),
+        }
+    }
     let bytes = snapshot::encode(&compiled.policy, snapshot::now_unix())?;
     Ok(Loaded {
         snapshot: Snapshot::from_bytes(&bytes)?,

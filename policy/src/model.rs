@@ -3,7 +3,9 @@
 
 use rkyv::{Archive, Deserialize, Serialize};
 
+mod routing;
 mod tenancy;
+pub use routing::*;
 pub use tenancy::*;
 
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -18,6 +20,7 @@ pub struct CompiledPolicy {
     pub client_keys: Vec<ClientKey>,
     pub retry_budget: RetryBudget,
     pub tenancy: Tenancy,
+    pub routing: Routing,
 }
 
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]

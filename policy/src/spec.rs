@@ -4,7 +4,9 @@
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
+mod routing;
 mod tenancy;
+pub use routing::*;
 pub use tenancy::*;
 
 #[derive(Debug, Deserialize)]
@@ -32,6 +34,10 @@ pub struct PolicySpec {
     pub usage: UsageSpec,
     #[serde(default)]
     pub admin_keys: Vec<AdminKeySpec>,
+    #[serde(default)]
+    pub classifier: ClassifierSpec,
+    #[serde(default)]
+    pub routers: BTreeMap<String, RouterSpec>,
 }
 
 /// Retries (and hedges) may add at most `ratio` of the request rate, plus a

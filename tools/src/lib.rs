@@ -2,3 +2,4 @@
 //! (`mock-provider`), which tests and benchmarks run in-process or as a binary.
 
 pub mod mock;
+pub mod train;

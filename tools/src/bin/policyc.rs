@@ -22,6 +22,10 @@ enum Command {
         file: PathBuf,
         #[arg(short, long)]
         output: PathBuf,
+        /// Classifier model cache, for policies with utterance routes
+        /// (default: SWITCHYARD_MODEL_DIR, else .cache/models).
+        #[arg(long)]
+        model_dir: Option<PathBuf>,
     },
     /// Print a human summary of a snapshot (or of a YAML policy).
     Inspect { file: PathBuf },
@@ -36,7 +40,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check { file } => check(&file),
-        Command::Compile { file, output } => compile(&file, &output),
+        Command::Compile {
+            file,
+            output,
+            model_dir,
+        } => compile(&file, &output, model_dir.as_deref()),
         Command::Inspect { file } => inspect(&file),
         Command::MintKey { name } => mint_key(&name),
     };
@@ -72,9 +80,23 @@ fn check(file: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn compile(file: &Path, output: &Path) -> Result<(), String> {
-    let compiled = policy::compile_file(file).map_err(|e| e.to_string())?;
+fn compile(file: &Path, output: &Path, model_dir: Option<&Path>) -> Result<(), String> {
+    let mut compiled = policy::compile_file(file).map_err(|e| e.to_string())?;
     print_warnings(&compiled.warnings);
+    if policy::needs_embedding(&compiled.policy) {
+        let mut encoder = route_encoder(model_dir)?;
+        policy::embed_routes(&mut compiled.policy, &mut encoder).map_err(|e| e.to_string())?;
+        let routes = &compiled.policy.routing.routes;
+        println!(
+            "embedded {} utterances of {} routes with encoder {}…",
+            routes
+                .iter()
+                .map(|r| r.utterances.len() + r.negatives.len())
+                .sum::<usize>(),
+            routes.len(),
+            &encoder.model_id[..12.min(encoder.model_id.len())]
+        );
+    }
     let bytes =
         snapshot::encode(&compiled.policy, snapshot::now_unix()).map_err(|e| e.to_string())?;
     let snap = Snapshot::from_bytes(&bytes).map_err(|e| e.to_string())?;
@@ -87,6 +109,22 @@ fn compile(file: &Path, output: &Path) -> Result<(), String> {
         snap.header().hash_hex()
     );
     Ok(())
+}
+
+/// The engine's encoder, for route utterances. Its absence is an error
+/// here (the engine could not match such routes either).
+fn route_encoder(model_dir: Option<&Path>) -> Result<classifier::RouteEncoder, String> {
+    let files = match model_dir {
+        Some(dir) => classifier::ModelFiles::in_dir(dir),
+        None => classifier::ModelFiles::from_env(),
+    };
+    let cant = |e: classifier::ClassifierError| {
+        format!("classifier.routes needs the encoder to embed its utterances: {e}")
+    };
+    let encoder =
+        classifier::Encoder::load(&files, &classifier::EncoderOptions::default()).map_err(cant)?;
+    let model_id = files.model_id().map_err(cant)?;
+    Ok(classifier::RouteEncoder { encoder, model_id })
 }
 
 /// Write beside the target and rename over it, so a watching engine never
