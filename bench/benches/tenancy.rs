@@ -70,6 +70,9 @@ fn record(i: u64) -> UsageRecord {
         total_us: 900,
         ttfb_us: 400,
         overhead_us: 60,
+        route: String::new(),
+        route_label: String::new(),
+        route_score: None,
     }
 }
 

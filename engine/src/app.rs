@@ -8,6 +8,7 @@
 //! attempt is ours to build, and the request path stays in one readable
 //! function ([`crate::pipeline::handle`]).
 
+use crate::classify::ClassifierSlot;
 use crate::ledger::UsageLedger;
 use crate::metrics::Metrics;
 use crate::pipeline;
@@ -26,6 +27,8 @@ pub struct Gateway {
     pub ledger: Arc<UsageLedger>,
     /// The ledger file, for reports (None: no ledger).
     pub ledger_path: Option<std::path::PathBuf>,
+    /// The semantic classifier, when a policy's routers use it.
+    pub classifier: Arc<ClassifierSlot>,
 }
 
 #[async_trait]

@@ -6,6 +6,8 @@ pub mod app;
 pub mod auth;
 pub mod body;
 pub mod budgets;
+pub mod classify;
+pub mod classify_cli;
 pub mod error;
 pub mod failover;
 pub mod headers;

@@ -34,6 +34,9 @@ enum Command {
     /// Summarise the usage ledger: spend and tokens by key, user, team,
     /// model or task over a time range.
     Usage(engine::usage_cli::UsageArgs),
+    /// Classify prompts (lines or JSONL with `text`) and show the label,
+    /// score, matching policy route and router decision, and latency.
+    Classify(engine::classify_cli::ClassifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         })
         .map_err(|e| e.to_string()),
         Command::Usage(args) => engine::usage_cli::run(args),
+        Command::Classify(args) => engine::classify_cli::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

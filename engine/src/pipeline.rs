@@ -3,14 +3,15 @@
 //!
 //! 1. auth        [`crate::auth`]      who is calling (key, status, expiry, source address)
 //! 2. body        [`crate::body`]      read within the size limit
-//! 3. route       [`crate::routing`]   alias → targets; the key may use the model
-//!    (classification, for semantic routing, slots in before it)
-//! 4. limits      [`crate::limits`]    rate limits; [`crate::budgets`] reserves the worst-case cost
-//! 5. translate   [`crate::translate`] client format → provider format
-//! 6. attempt     [`crate::failover`]  keys, breakers, retries, hedging; [`crate::upstream`] sends
-//! 7. translate back + relay [`crate::relay`], watched by [`crate::meter::tap`]
-//! 8. meter       [`crate::meter`]     settle limits and budgets to actual usage; [`crate::ledger`] records
-//! 9. log         [`crate::metrics`], `tracing`
+//! 3. classify    [`crate::classify`]  for a router: its rules, classifying the prompt
+//!    only when a rule needs it ([`crate::routing::rules`])
+//! 4. route       [`crate::routing`]   alias → targets; the key may use the model
+//! 5. limits      [`crate::limits`]    rate limits; [`crate::budgets`] reserves the worst-case cost
+//! 6. translate   [`crate::translate`] client format → provider format
+//! 7. attempt     [`crate::failover`]  keys, breakers, retries, hedging; [`crate::upstream`] sends
+//! 8. translate back + relay [`crate::relay`], watched by [`crate::meter::tap`]
+//! 9. meter       [`crate::meter`]     settle limits and budgets to actual usage; [`crate::ledger`] records
+//! 10. log        [`crate::metrics`], `tracing`
 //!
 //! Every failure is a [`GatewayError`], written once by [`respond::error`].
 
@@ -26,7 +27,8 @@ use crate::resilience::now_ms;
 use crate::state::ActivePolicy;
 use crate::translate::{ClientFormat, ResponseMode};
 use crate::{
-    admin, auth, body, budgets, headers, limits, quota, request_id, respond, routing, translate,
+    admin, auth, body, budgets, classify, headers, limits, quota, request_id, respond, routing,
+    translate,
 };
 use http::Method;
 use pingora::protocols::http::ServerSession;
@@ -77,6 +79,7 @@ pub async fn handle(gw: &Gateway, session: &mut ServerSession) -> bool {
         (&Method::GET, "/metrics") => {
             let mut text = gw.metrics.render(&active.hash, &active.registry);
             text.push_str(&admin::ledger_metrics(&gw.ledger));
+            text.push_str(&classify::metrics(&gw.classifier));
             let text = text.into_bytes();
             respond::text(session, 200, "text/plain; version=0.0.4", text, &rid).await;
             Served::plain("metrics", 200)
@@ -270,17 +273,49 @@ async fn serve_chat(
             return fail(session, route, e, rid, client).await;
         }
     }
-    // 3. route
-    let target = match routing::resolve(policy, caller.key, &request.model) {
+    // 3. classify (requests sent to a router)
+    let decision = match policy.routing.router(&request.model) {
+        None => None,
+        Some(router) => {
+            if let Err(e) = routing::may_use(caller.key, &request.model) {
+                return fail(session, route, e, rid, client).await;
+            }
+            let facts = classify::prompt::facts(request.messages, request.system);
+            let tier = caller.key.tier.as_str();
+            Some(classify::decide(&gw.classifier, active, router, tier, &facts).await)
+        }
+    };
+    // 4. route
+    let routed = match &decision {
+        Some(d) => Ok(routing::Route::Alias(d.alias)),
+        None => routing::resolve(policy, caller.key, &request.model),
+    };
+    let target = match routed {
         Ok(r) => r,
         Err(e) => return fail(session, route, e, rid, client).await,
     };
+    // Limits, budgets and the ledger see the alias that serves.
+    let model_name = match (
+        &decision,
+        policy.aliases.get(decision.as_ref().map_or(0, |d| d.alias)),
+    ) {
+        (Some(d), Some(alias)) => {
+            bill.route = Some(d.clone());
+            alias.name.as_str()
+        }
+        _ => request.model.as_ref(),
+    };
+    bill.alias = model_name.to_string();
+    let notes = match &decision {
+        Some(d) => d.headers(model_name),
+        None => Vec::new(),
+    };
     let plan = failover::plan(active, &target);
-    // 4. limits and budgets
+    // 5. limits and budgets
     let body_bytes = body.len() as u64;
     let estimate = cost::token_estimate(body_bytes, request.max_tokens);
     let scopes = quota::scopes(active, caller);
-    bill.limits = match limits::admit(&scopes.limited(), &request.model, estimate, mono_ns()) {
+    bill.limits = match limits::admit(&scopes.limited(), model_name, estimate, mono_ns()) {
         Ok(p) => Some(p),
         Err(e) => return fail(session, route, e, rid, client).await,
     };
@@ -289,12 +324,12 @@ async fn serve_chat(
     if !budgeted.is_empty() {
         let worst = quota::reservation(policy, &plan, body_bytes, request.max_tokens);
         let periods = active.periods.at(jiff::Timestamp::now().as_millisecond());
-        bill.budget = match budgets::reserve(&budgeted, &request.model, worst, &periods) {
+        bill.budget = match budgets::reserve(&budgeted, model_name, worst, &periods) {
             Ok(h) => Some(h),
             Err(e) => return fail(session, route, e, rid, client).await,
         };
     }
-    // 5–6. translate, attempt, fail over
+    // 6–7. translate, attempt, fail over
     let forwarded: Vec<_> = session
         .req_header()
         .headers
@@ -321,7 +356,7 @@ async fn serve_chat(
         error,
         attempts,
     };
-    // 7. translate back and relay
+    // 8. translate back and relay
     match delivery {
         Delivery::Stream {
             mut committed,
@@ -342,6 +377,7 @@ async fn serve_chat(
             bill.ttfb_us = (committed.started + committed.time_to_first_byte)
                 .saturating_duration_since(started)
                 .as_micros() as u64;
+            committed.notes = notes;
             let c = &mut committed;
             let relayed = match c.prepared.mode {
                 ResponseMode::PassThrough => {
@@ -399,7 +435,7 @@ async fn serve_chat(
         Delivery::Buffered { provider, response } => {
             let status = response.header.status.as_u16();
             bill.provider = provider.clone();
-            match relay::buffered(session, response, rid, client).await {
+            match relay::buffered(session, response, rid, client, &notes).await {
                 RelayEnd::Complete => served(&provider, status, None),
                 _ => served(&provider, 499, Some("client_closed_request")),
             }

@@ -38,7 +38,8 @@ pub enum RelayEnd {
 const MAX_JSON_BODY: usize = 64 << 20;
 
 /// The client's response header: the provider's passable headers, our
-/// framing, content type (when translated), dropped parameters and id.
+/// framing, content type (when translated), dropped parameters, the
+/// gateway's notes (routing decision) and id.
 fn client_header(
     upstream: &ResponseHeader,
     status: u16,
@@ -46,6 +47,7 @@ fn client_header(
     length: Option<usize>,
     request_id: &str,
     dropped: &[String],
+    notes: &[(&'static str, String)],
 ) -> Option<ResponseHeader> {
     let mut resp = ResponseHeader::build(status, Some(upstream.headers.len() + 3)).ok()?;
     for (name, value) in upstream.headers.iter() {
@@ -73,6 +75,9 @@ fn client_header(
     if !dropped.is_empty() {
         resp.insert_header("x-switchyard-dropped-params", dropped.join(","))
             .ok()?;
+    }
+    for (name, value) in notes {
+        resp.insert_header(*name, value.as_str()).ok()?;
     }
     resp.insert_header("x-request-id", request_id).ok()?;
     Some(resp)
@@ -112,6 +117,7 @@ pub async fn buffered(
     response: Box<Buffered>,
     request_id: &str,
     client: ClientFormat,
+    notes: &[(&'static str, String)],
 ) -> RelayEnd {
     let (status, body) = translate::error_response(
         response.kind,
@@ -127,6 +133,7 @@ pub async fn buffered(
         Some(body.len()),
         request_id,
         &[],
+        notes,
     );
     let header = header.and_then(|mut h| {
         h.insert_header("x-switchyard-error-source", "provider")
@@ -168,6 +175,7 @@ pub async fn stream(
         length,
         request_id,
         &c.prepared.dropped,
+        &c.notes,
     );
     if !send_header(session, header).await {
         return RelayEnd::ClientGone;
@@ -240,6 +248,7 @@ pub async fn translated_json(
         Some(json.len()),
         request_id,
         &c.prepared.dropped,
+        &c.notes,
     );
     send_whole(session, header, Bytes::from(json)).await
 }
@@ -264,6 +273,7 @@ pub async fn translated_stream(
         None,
         request_id,
         &c.prepared.dropped,
+        &c.notes,
     );
     if !send_header(session, header).await {
         return RelayEnd::ClientGone;

@@ -2,6 +2,7 @@
 //! the old policy when anything fails. Requests hold an `Arc` to the policy
 //! they started with, so in-flight requests finish on the old one.
 
+use crate::classify::ClassifierSlot;
 use crate::metrics::Metrics;
 use crate::state::ActivePolicy;
 use arc_swap::ArcSwap;
@@ -20,14 +21,21 @@ pub struct PolicyStore {
     path: PathBuf,
     current: ArcSwap<ActivePolicy>,
     metrics: Arc<Metrics>,
+    classifier: Arc<ClassifierSlot>,
 }
 
 impl PolicyStore {
-    pub fn new(path: PathBuf, initial: ActivePolicy, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        path: PathBuf,
+        initial: ActivePolicy,
+        metrics: Arc<Metrics>,
+        classifier: Arc<ClassifierSlot>,
+    ) -> Self {
         PolicyStore {
             path,
             current: ArcSwap::from_pointee(initial),
             metrics,
+            classifier,
         }
     }
 
@@ -53,7 +61,7 @@ impl PolicyStore {
     }
 
     fn try_reload(&self) -> Result<bool, String> {
-        let loaded = policy::load_path(&self.path).map_err(|e| e.to_string())?;
+        let loaded = load(&self.path, &self.classifier).map_err(|e| e.to_string())?;
         for w in &loaded.warnings {
             tracing::warn!("policy: {w}");
         }
@@ -76,6 +84,22 @@ impl PolicyStore {
         tracing::info!(from = %old.short_hash(), to = %next.short_hash(), "policy reloaded");
         self.current.store(Arc::new(next));
         Ok(true)
+    }
+}
+
+/// Load a policy file. A policy whose routers use the classifier starts it
+/// (once) before its routes are embedded, so a YAML policy's utterances go
+/// through the same encoder that classifies prompts.
+pub fn load(path: &Path, classifier: &ClassifierSlot) -> Result<policy::Loaded, policy::Error> {
+    let first = policy::load_path_with(path, None)?;
+    let routing = &first.snapshot.policy().routing;
+    classifier.ensure(routing);
+    let unembedded = routing.routes.iter().any(|r| r.positive_vectors.is_empty());
+    match classifier.current() {
+        Some(c) if unembedded => {
+            policy::load_path_with(path, Some(&mut classifier::ServiceEncoder(&c.service)))
+        }
+        _ => Ok(first),
     }
 }
 

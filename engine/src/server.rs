@@ -2,6 +2,7 @@
 //! one single-threaded runtime per worker (no work stealing).
 
 use crate::app::Gateway;
+use crate::classify::ClassifierSlot;
 use crate::ledger::sqlite::SqliteSink;
 use crate::ledger::{self, LedgerError, UsageLedger};
 use crate::metrics::Metrics;
@@ -49,7 +50,8 @@ pub enum StartError {
 
 /// Runs until the process is told to stop; returns only on start-up errors.
 pub fn run(opts: ServeOptions) -> Result<(), StartError> {
-    let loaded = policy::load_path(&opts.policy)?;
+    let classifier = Arc::new(ClassifierSlot::default());
+    let loaded = reload::load(&opts.policy, &classifier)?;
     for w in &loaded.warnings {
         tracing::warn!("policy: {w}");
     }
@@ -125,6 +127,7 @@ pub fn run(opts: ServeOptions) -> Result<(), StartError> {
         opts.policy.clone(),
         active,
         metrics.clone(),
+        classifier.clone(),
     ));
     reload::spawn_watcher(store.clone()).map_err(StartError::Watcher)?;
 
@@ -142,6 +145,7 @@ pub fn run(opts: ServeOptions) -> Result<(), StartError> {
         metrics,
         ledger: ledger.clone(),
         ledger_path,
+        classifier,
     };
     let mut service = Service::new("switchyard".to_string(), gateway);
     service.add_tcp(&listen);

@@ -34,6 +34,44 @@ pub struct ActivePolicy {
     pub callers: Vec<CallerScopes>,
     /// Budget days and months in the policy's time zone.
     pub periods: PeriodClock,
+    /// The policy's route vectors, unpacked once for scoring.
+    pub semantic: SemanticRoutes,
+}
+
+/// Route vectors and the encoder that made them: comparable only with
+/// prompt vectors from the same encoder.
+pub struct SemanticRoutes {
+    pub encoder: String,
+    pub set: classifier::RouteSet,
+}
+
+impl SemanticRoutes {
+    pub fn build(routing: &policy::ArchivedRouting) -> SemanticRoutes {
+        let floats = |v: &rkyv::vec::ArchivedVec<rkyv::rend::f32_le>| -> Vec<f32> {
+            v.iter().map(|x| x.to_native()).collect()
+        };
+        SemanticRoutes {
+            encoder: routing.classifier.encoder.to_string(),
+            set: classifier::RouteSet {
+                dim: routing.classifier.dim.to_native() as usize,
+                routes: routing
+                    .routes
+                    .iter()
+                    .map(|r| classifier::RouteVectors {
+                        name: r.name.to_string(),
+                        threshold: r.threshold.to_native(),
+                        positives: floats(&r.positive_vectors),
+                        negatives: floats(&r.negative_vectors),
+                    })
+                    .collect(),
+            },
+        }
+    }
+
+    pub fn usable_with(&self, encoder: &str, dim: usize) -> Option<&classifier::RouteSet> {
+        (!self.set.routes.is_empty() && self.encoder == encoder && self.set.dim == dim)
+            .then_some(&self.set)
+    }
 }
 
 pub struct ProviderRuntime {
@@ -106,6 +144,7 @@ impl ActivePolicy {
             .map(|k| CallerScopes::build(&tenants, &policy.tenancy, k))
             .collect();
         let periods = PeriodClock::new(policy.tenancy.timezone.as_str());
+        let semantic = SemanticRoutes::build(&policy.routing);
         let active = ActivePolicy {
             snapshot,
             hash,
@@ -116,6 +155,7 @@ impl ActivePolicy {
             tenants,
             callers,
             periods,
+            semantic,
         };
         active.resolve_all(RESOLVE_WAIT);
         active

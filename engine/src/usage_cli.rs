@@ -17,7 +17,8 @@ pub struct UsageArgs {
     /// End: `now`, a duration ago, or an RFC 3339 time.
     #[arg(long, default_value = "now")]
     pub until: String,
-    /// key, user, team, model, alias, provider or task.
+    /// key, user, team, model, alias, provider, task, route (router/rule)
+    /// or label (the classifier's label).
     #[arg(long, default_value = "key")]
     pub by: String,
     /// table or json.

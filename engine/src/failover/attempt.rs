@@ -78,6 +78,9 @@ pub struct Committed<'a> {
     pub first: Option<Bytes>,
     pub started: Instant,
     pub time_to_first_byte: Duration,
+    /// Headers the gateway adds to the client's answer (the routing
+    /// decision); filled in by the pipeline.
+    pub notes: Vec<(&'static str, String)>,
 }
 
 /// An answer the provider finished (non-2xx), read whole.
@@ -152,6 +155,7 @@ pub async fn execute<'a>(
             first,
             started,
             time_to_first_byte: started.elapsed(),
+            notes: Vec::new(),
         })),
         Ok(Ok(Err(buffered))) => AttemptEnd::Answered(prepared, Box::new(buffered)),
         Ok(Err(e)) => AttemptEnd::Failed(prepared, e),

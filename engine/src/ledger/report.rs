@@ -1,5 +1,5 @@
 //! Reading the ledger back: spend and tokens over a time range, grouped
-//! by key, user, team, model, alias, provider or task. Used by
+//! by key, user, team, model, alias, provider, task, route or label. Used by
 //! `switchyard usage` and `GET /admin/usage`.
 
 use super::LedgerError;
@@ -15,6 +15,8 @@ pub enum GroupBy {
     Alias,
     Provider,
     Task,
+    Route,
+    Label,
 }
 
 impl GroupBy {
@@ -27,9 +29,11 @@ impl GroupBy {
             "alias" => GroupBy::Alias,
             "provider" => GroupBy::Provider,
             "task" => GroupBy::Task,
+            "route" => GroupBy::Route,
+            "label" => GroupBy::Label,
             other => {
                 return Err(format!(
-                    "cannot group by {other:?}: expected key, user, team, model, alias, provider or task"
+                    "cannot group by {other:?}: expected key, user, team, model, alias, provider, task, route or label"
                 ))
             }
         })
@@ -45,6 +49,8 @@ impl GroupBy {
             GroupBy::Alias => "alias",
             GroupBy::Provider => "provider",
             GroupBy::Task => "task",
+            GroupBy::Route => "route",
+            GroupBy::Label => "route_label",
         }
     }
 }

@@ -31,10 +31,33 @@ CREATE TABLE IF NOT EXISTS usage (
     cache_hit INTEGER NOT NULL,
     total_us INTEGER NOT NULL,
     ttfb_us INTEGER NOT NULL,
-    overhead_us INTEGER NOT NULL
+    overhead_us INTEGER NOT NULL,
+    route TEXT NOT NULL DEFAULT '',
+    route_label TEXT NOT NULL DEFAULT '',
+    route_score REAL
 );
 CREATE INDEX IF NOT EXISTS usage_ts ON usage (ts_ms);
 ";
+
+/// Columns added after the first schema, for ledgers created before them.
+const ADDED_COLUMNS: [(&str, &str); 3] = [
+    ("route", "TEXT NOT NULL DEFAULT ''"),
+    ("route_label", "TEXT NOT NULL DEFAULT ''"),
+    ("route_score", "REAL"),
+];
+
+fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('usage')")?;
+    let have: Vec<String> = stmt
+        .query_map([], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (name, decl) in ADDED_COLUMNS {
+        if !have.iter().any(|h| h == name) {
+            conn.execute_batch(&format!("ALTER TABLE usage ADD COLUMN {name} {decl}"))?;
+        }
+    }
+    Ok(())
+}
 
 fn err(path: &Path) -> impl Fn(rusqlite::Error) -> LedgerError + '_ {
     move |source| LedgerError::Sqlite {
@@ -60,6 +83,7 @@ impl SqliteSink {
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(err(path))?;
         conn.execute_batch(SCHEMA).map_err(err(path))?;
+        add_missing_columns(&conn).map_err(err(path))?;
         Ok(SqliteSink {
             conn,
             path: path.to_path_buf(),
@@ -75,7 +99,7 @@ impl UsageSink for SqliteSink {
         {
             let mut insert = tx
                 .prepare_cached(
-                    "INSERT INTO usage (request_id, ts_ms, key, user, team, task, inbound, alias, provider, model, attempts, status, error, input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, reasoning_tokens, usage_source, cost_nanos, cache_hit, total_us, ttfb_us, overhead_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
+                    "INSERT INTO usage (request_id, ts_ms, key, user, team, task, inbound, alias, provider, model, attempts, status, error, input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, reasoning_tokens, usage_source, cost_nanos, cache_hit, total_us, ttfb_us, overhead_us, route, route_label, route_score) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)",
                 )
                 .map_err(&e)?;
             for r in batch {
@@ -106,6 +130,9 @@ impl UsageSink for SqliteSink {
                         r.total_us as i64,
                         r.ttfb_us as i64,
                         r.overhead_us as i64,
+                        r.route,
+                        r.route_label,
+                        r.route_score,
                     ])
                     .map_err(&e)?;
             }

@@ -28,6 +28,9 @@ pub fn record(i: u64, key: &str, cost: u64) -> UsageRecord {
         total_us: 1,
         ttfb_us: 1,
         overhead_us: 1,
+        route: String::new(),
+        route_label: String::new(),
+        route_score: None,
     }
 }
 

@@ -10,6 +10,7 @@ pub mod tap;
 pub mod usage;
 
 use crate::budgets::BudgetHold;
+use crate::classify::RouteDecision;
 use crate::limits::LimitPermit;
 use record::UsageRecord;
 use tap::UsageSource;
@@ -29,6 +30,8 @@ pub struct Bill {
     pub overhead_us: u64,
     pub limits: Option<LimitPermit>,
     pub budget: Option<BudgetHold>,
+    /// The router's decision, for requests sent to a router.
+    pub route: Option<RouteDecision>,
 }
 
 /// Who made the request, for the record.
@@ -80,6 +83,18 @@ impl Bill {
             total_us,
             ttfb_us: self.ttfb_us,
             overhead_us: self.overhead_us,
+            route: self
+                .route
+                .as_ref()
+                .map(|d| format!("{}/{}", d.router, d.rule))
+                .unwrap_or_default(),
+            route_label: self
+                .route
+                .as_ref()
+                .and_then(|d| d.label)
+                .map(|(l, _)| l.to_string())
+                .unwrap_or_default(),
+            route_score: self.route.as_ref().and_then(|d| d.score).map(f64::from),
         }
     }
 }

@@ -36,4 +36,10 @@ pub struct UsageRecord {
     pub ttfb_us: u64,
     /// Gateway time before the first attempt: auth, body, limits, routing.
     pub overhead_us: u64,
+    /// `<router>/<rule>` for requests sent to a router, else empty.
+    pub route: String,
+    /// The prompt's most probable built-in label, when it was classified.
+    pub route_label: String,
+    /// The deciding rule's label probability or route similarity.
+    pub route_score: Option<f64>,
 }

@@ -18,6 +18,10 @@ pub struct ChatRequest<'a> {
     pub stream_options: Option<&'a RawValue>,
     /// `max_tokens` (or `max_completion_tokens`) when it is a whole number.
     pub max_tokens: Option<u64>,
+    /// The conversation, raw; read only when a router classifies it.
+    pub messages: Option<&'a RawValue>,
+    /// Anthropic's top-level `system`, raw.
+    pub system: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize, Default)]
@@ -41,6 +45,8 @@ struct Head<'a> {
     max_tokens: Option<&'a RawValue>,
     #[serde(borrow, default)]
     max_completion_tokens: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    system: Option<&'a RawValue>,
 }
 
 pub fn parse_chat(body: &[u8]) -> Result<ChatRequest<'_>, GatewayError> {
@@ -89,6 +95,8 @@ pub fn parse_chat(body: &[u8]) -> Result<ChatRequest<'_>, GatewayError> {
             .max_tokens
             .or(head.max_completion_tokens)
             .and_then(|v| v.get().parse().ok()),
+        messages: head.messages,
+        system: head.system,
     })
 }
 

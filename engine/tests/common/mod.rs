@@ -109,12 +109,18 @@ impl Gateway {
     /// Like [`Gateway::start`], with the gateway's log (at `info`) in
     /// `<dir>/gateway.log`.
     pub fn start_logged(policy_text: &[u8], file_name: &str) -> Gateway {
+        Self::start_logged_env(policy_text, file_name, &[])
+    }
+
+    /// [`Gateway::start_logged`] with extra environment variables.
+    pub fn start_logged_env(policy_text: &[u8], file_name: &str, env: &[(&str, &str)]) -> Gateway {
         let dir = TempDir::new();
         let policy = dir.0.join(file_name);
         std::fs::write(&policy, policy_text).unwrap();
         let port = free_port();
         let log = std::fs::File::create(dir.0.join("gateway.log")).unwrap();
         let child = Self::command(&policy, port)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)

@@ -1,5 +1,8 @@
 //! Phase 4: which provider and model serve a requested model name.
 //! Aliases first; then `<provider>/<model>` for providers that allow it.
+//! A router name (see [`rules`]) resolves to the alias its rules chose.
+
+pub mod rules;
 
 use crate::error::GatewayError;
 use policy::{ArchivedClientKey, ArchivedCompiledPolicy, ArchivedProvider};
@@ -27,6 +30,16 @@ pub fn resolve<'a>(
         return Err(GatewayError::ModelNotAllowed(requested.to_string()));
     }
     Ok(route)
+}
+
+/// Whether the caller may send requests to this router (checked before
+/// the router spends anything on classification).
+pub fn may_use(key: &ArchivedClientKey, router: &str) -> Result<(), GatewayError> {
+    if key.allows(router) {
+        Ok(())
+    } else {
+        Err(GatewayError::ModelNotAllowed(router.to_string()))
+    }
 }
 
 fn find<'a>(
@@ -59,6 +72,7 @@ pub fn visible_models<'a>(
         .aliases
         .iter()
         .map(|a| a.name.as_str())
+        .chain(policy.routing.routers.iter().map(|r| r.name.as_str()))
         .filter(|name| key.allows(name))
         .collect()
 }
