@@ -5,6 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# The classifier's model files (semantic routing); the gateway serves
+# without them, skipping the rules that need them.
+if model_dir=$(bash scripts/models.sh); then
+  export SWITCHYARD_MODEL_DIR="$model_dir"
+else
+  echo "run: classifier model files unavailable; label and route rules will be skipped" >&2
+fi
 
 echo "run: building (release; the first build takes several minutes)"
 cargo build --release --locked -p engine -p tools --bins
@@ -65,6 +72,9 @@ Your client key: $SWITCHYARD_KEY
 Or with the OpenAI Python SDK (installed in .venv):
 
   .venv/bin/python -c "from openai import OpenAI; c = OpenAI(base_url='http://$SWITCHYARD_LISTEN/v1', api_key='$SWITCHYARD_KEY'); print(c.chat.completions.create(model='gpt-4o-mini', messages=[{'role': 'user', 'content': 'Hello!'}]).choices[0].message.content)"
+
+Semantic routing: send "model": "auto" and read the x-switchyard-route* headers;
+try prompts offline with: ./target/release/switchyard classify --policy examples/quickstart.yaml
 
 Metrics: http://$SWITCHYARD_LISTEN/metrics   Health: http://$SWITCHYARD_LISTEN/healthz
 Edit examples/quickstart.yaml and the gateway reloads it. Ctrl-C stops everything.

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# The whole test suite: format, lints, Rust unit and end-to-end tests
+# The whole test suite: model set-up, format, lints, Rust unit and end-to-end tests
 # (benches run once in test mode), the OpenAI SDK tests, and a short
 # bounded fuzz run. Set SWITCHYARD_FUZZ_SECONDS=0 to skip fuzzing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# The classifier's model files, checksummed; the model-dependent tests
+# fail rather than skip when they are required.
+SWITCHYARD_MODEL_DIR="$(bash scripts/models.sh)"
+export SWITCHYARD_MODEL_DIR SWITCHYARD_REQUIRE_MODEL=1
 
 step() { printf '\n==> %s\n' "$*"; }
 

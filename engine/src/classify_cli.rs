@@ -33,7 +33,10 @@ pub struct ClassifyArgs {
 
 pub fn run(a: ClassifyArgs) -> Result<(), String> {
     if a.format != "table" && a.format != "json" {
-        return Err(format!("--format must be table or json, not {:?}", a.format));
+        return Err(format!(
+            "--format must be table or json, not {:?}",
+            a.format
+        ));
     }
     let files = match &a.model_dir {
         Some(d) => ModelFiles::in_dir(d),
@@ -50,12 +53,15 @@ pub fn run(a: ClassifyArgs) -> Result<(), String> {
     let service = ClassifierService::start(&files, &options).map_err(|e| e.to_string())?;
     let fits = head.encoder == service.model_id();
     if !fits {
-        eprintln!("warning: the built-in head was trained on another encoder; labels are not shown");
+        eprintln!(
+            "warning: the built-in head was trained on another encoder; labels are not shown"
+        );
     }
     let policy = match &a.policy {
         Some(p) => {
             let mut encoder = classifier::ServiceEncoder(&service);
-            let loaded = policy::load_path_with(p, Some(&mut encoder)).map_err(|e| e.to_string())?;
+            let loaded =
+                policy::load_path_with(p, Some(&mut encoder)).map_err(|e| e.to_string())?;
             for w in &loaded.warnings {
                 eprintln!("warning: {w}");
             }
@@ -80,7 +86,10 @@ pub fn run(a: ClassifyArgs) -> Result<(), String> {
         None => Box::new(std::io::stdin().lock()),
     };
     if a.format == "table" {
-        println!("{:<10} {:>5}  {:<24} {:<28} {:>8}  prompt", "label", "p", "route", "router", "ms");
+        println!(
+            "{:<10} {:>5}  {:<24} {:<28} {:>8}  prompt",
+            "label", "p", "route", "router", "ms"
+        );
     }
     for (n, line) in input.lines().enumerate() {
         let line = line.map_err(|e| e.to_string())?;
@@ -203,12 +212,17 @@ mod tests {
 
     #[test]
     fn lines_are_plain_or_jsonl() {
-        assert_eq!(parse_line("fix my code").unwrap(), (None, "fix my code".into()));
+        assert_eq!(
+            parse_line("fix my code").unwrap(),
+            (None, "fix my code".into())
+        );
         assert_eq!(
             parse_line(r#"{"text":"hi","system":"be brief"}"#).unwrap(),
             (Some("be brief".into()), "hi".into())
         );
-        assert!(parse_line(r#"{"prompt":"hi"}"#).unwrap_err().contains("`text`"));
+        assert!(parse_line(r#"{"prompt":"hi"}"#)
+            .unwrap_err()
+            .contains("`text`"));
         assert!(parse_line("{not json").is_err());
     }
 }

@@ -172,7 +172,7 @@ fn a_route_defined_by_utterances_works_after_policyc_compile_and_reload() {
     );
 
     let old_hash = gw.policy_hash();
-    let legal = "classifier:\n  routes:\n    legal:\n      utterances:\n        - Review this contract for risky clauses\n        - Is this non-compete agreement enforceable?\n        - Explain the liability section of this lease\n        - Draft a confidentiality agreement between two companies\n      negatives:\n        - Write a short story about a lawyer\n      threshold: 0.45\n";
+    let legal = "classifier:\n  routes:\n    legal:\n      utterances:\n        - Review this contract for risky clauses\n        - Is this non-compete agreement enforceable?\n        - Explain the liability section of this lease\n        - Draft a confidentiality agreement between two companies\n      negatives:\n        - Write a short story about a lawyer\n      threshold: 0.4\n";
     let rule = "      - name: legal\n        when: {route: legal}\n        to: lawyer\n";
     let printed = compile(&routed_policy(&mock.base_url(), legal, rule));
     assert!(
@@ -202,7 +202,7 @@ fn a_route_defined_by_utterances_works_after_policyc_compile_and_reload() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!(score >= 0.45);
+    assert!(score >= 0.4);
     // Near the negative example, not the route.
     let story = ask(&gw, "Write a short story about a lawyer who loves jazz");
     assert_ne!(story.header("x-switchyard-route-alias"), Some("lawyer"));

@@ -37,7 +37,8 @@ SOURCES = {
         ("bigbench", "code_line_description", 60, "prefixed"),
         ("bigbench", "auto_debugging", 40, "prefixed"),
         ("bigbench", "semantic_parsing_spider", 120, "prefixed"),
-        ("reasoning_gym", "codeio", 160, "codeio"),
+        ("reasoning_gym", "codeio", 120, "codeio"),
+        ("reasoning_gym", "codeio", 160, "templated_code"),
     ],
     "math": [
         ("evals", "simple_math", 60, "messages"),
@@ -54,9 +55,10 @@ SOURCES = {
         ("bigbench", "chinese_remainder_theorem", 60, "prefixed"),
     ],
     "summarize": [
-        ("bigbench", "gem/xsum", 260, "prefixed"),
-        ("bigbench", "gem/wikilingua_en", 260, "prefixed"),
-        ("evals", "consensus_summary", 160, "messages"),
+        ("bigbench", "gem/xsum", 180, "prefixed"),
+        ("bigbench", "gem/wikilingua_en", 180, "prefixed"),
+        ("evals", "consensus_summary", 120, "messages"),
+        ("bigbench", "gem/xsum", 200, "templated_summarize"),
     ],
     "extract": [
         ("evals", "ner_finance", 120, "messages"),
@@ -66,6 +68,7 @@ SOURCES = {
         ("evals", "research-question-extraction", 40, "messages"),
         ("evals", "utility_price_parsing", 80, "messages"),
         ("evals", "invoices", 80, "messages"),
+        ("bigbench", "gem/wikilingua_en", 200, "templated_extract"),
     ],
     "translate": [
         ("evals", "chinese_hard_translations", 120, "messages"),
@@ -75,6 +78,7 @@ SOURCES = {
         ("evals", "sindarin_fluency", 80, "messages"),
         ("evals", "japanese_approval", 80, "messages"),
         ("bigbench", "conlang_translation", 200, "prefixed"),
+        ("bigbench", "gem/xsum", 160, "templated_translate"),
     ],
     "creative": [
         ("bigbench", "natural_instructions/subtask059_ropes_story_generation", 200, "story"),
@@ -89,9 +93,49 @@ SOURCES = {
     ],
 }
 
+# Requests phrased the way people type them are scarce in these packages
+# (bigbench writes "summarize: <article>"). These instructions, filled with
+# the packages' own content (xsum/wikilingua articles, codeio code and task
+# descriptions, common_gen concept sets), add them; the same articles appear
+# under summarize, extract and translate, so only the instruction tells the
+# labels apart. Tagged `templated` so the report can leave them out.
+SUMMARIZE_FORMS = [
+    "Summarize the following article in {n} sentences: {doc}",
+    "TL;DR this for me:\n{doc}",
+    "Give me a brief summary of this text.\n\n{doc}",
+    "Can you condense this into a few bullet points?\n{doc}",
+    "{doc}\n\nSummarize the above in one paragraph.",
+    "Write an executive summary of the following report: {doc}",
+    "What are the key points of this article? {doc}",
+    "Please shorten this to a two-line abstract: {doc}",
+]
+EXTRACT_FORMS = [
+    "Extract all person names mentioned in this text as a JSON list: {doc}",
+    "List every date and place that appears in the following article: {doc}",
+    "Pull out the company names and amounts of money from this text: {doc}",
+    "From the article below, extract the people, organisations and locations.\n{doc}",
+    "Find all the numbers in this passage and return them with their units: {doc}",
+    "Return a JSON object with the fields who, what, when and where for this news item: {doc}",
+]
+TRANSLATE_FORMS = [
+    "Translate the following into French: {doc}",
+    "How do you say this in Spanish? {doc}",
+    "Please translate to German: {doc}",
+    "Translate this paragraph into Japanese:\n{doc}",
+    "Render the following text in Italian: {doc}",
+    "{doc}\n\nTranslate the above into Portuguese.",
+]
+CODE_FORMS = [
+    "Implement this in Python: {desc}",
+    "Write a JavaScript function for the following task. {desc}",
+    "Fix the bug in this code:\n{code}",
+    "Refactor this function to be more readable:\n{code}",
+    "Add unit tests for the following code:\n{code}",
+    "Explain what this code does, line by line:\n{code}",
+    "Port this Python code to Rust:\n{code}",
+]
 # Creative requests are scarce in these packages; these forms, filled with
-# the concept sets of gem/common_gen, stand in for them (tagged
-# `templated` in the data so the report can leave them out).
+# the concept sets of gem/common_gen, stand in for them.
 CREATIVE_FORMS = [
     "Write a short story about {t}.",
     "Write a poem about {t}.",
@@ -165,6 +209,8 @@ def bigbench_rows(tar, members, task, how):
                 continue
             if how == "prefixed":
                 yield (task_prefix + input_prefix + text).strip()
+            elif how == "raw":
+                yield text
             elif how == "story":
                 yield f"{text.strip()}\n\nWrite a story regarding the background paragraph above."
             elif how == "concepts":
@@ -180,6 +226,42 @@ def bigbench_rows(tar, members, task, how):
                 quotes = re.findall(r'user: "([^"]+)"', text)
                 if quotes:
                     yield quotes[-1]
+
+
+def excerpt(text, limit):
+    """The first sentences of `text`, at most `limit` characters."""
+    text = re.sub(r"\s+", " ", text).strip()
+    if len(text) <= limit:
+        return text
+    cut = text.rfind(". ", 0, limit)
+    return text[: cut + 1] if cut > limit // 3 else text[:limit]
+
+
+def templated(texts, forms, how, seed):
+    rng = random.Random(seed)
+    out = []
+    for t in texts:
+        form = rng.choice(forms)
+        if how == "templated_translate":
+            doc = excerpt(t, rng.choice([80, 160, 240]))
+        else:
+            doc = excerpt(t, rng.choice([300, 600, 1200]))
+        out.append(form.format(doc=doc, n=rng.choice([2, 3, 5])))
+    return out
+
+
+def codeio_records(wheel):
+    with gzip.open(io.BytesIO(wheel.read("reasoning_gym/data/codeio.jsonl.gz"))) as f:
+        for line in f:
+            yield json.loads(line)
+
+
+def templated_code(wheel):
+    rng = random.Random(5)
+    for d in codeio_records(wheel):
+        form = rng.choice(CODE_FORMS)
+        code = d["code_sample"].split("\n")
+        yield form.format(desc=d["task_description"], code="\n".join(code[: rng.choice([8, 16, 30])]))
 
 
 def codeio_rows(wheel):
@@ -210,8 +292,18 @@ def main():
                     pair = messages(sample)
                     if pair and pair[1] and pair[1].strip():
                         candidates.append((pair[0], pair[1]))
+            elif package == "reasoning_gym" and how == "templated_code":
+                candidates = [(None, t) for t in templated_code(gym)]
             elif package == "reasoning_gym":
                 candidates = [(None, t) for t in codeio_rows(gym)]
+            elif how in ("templated_summarize", "templated_extract", "templated_translate"):
+                articles = list(bigbench_rows(tar, members, name, "raw"))
+                forms = {
+                    "templated_summarize": SUMMARIZE_FORMS,
+                    "templated_extract": EXTRACT_FORMS,
+                    "templated_translate": TRANSLATE_FORMS,
+                }[how]
+                candidates = [(None, t) for t in templated(articles, forms, how, how)]
             else:
                 texts = list(bigbench_rows(tar, members, name, how))
                 if how == "templated_creative":
@@ -231,7 +323,7 @@ def main():
                 if key in seen:
                     continue
                 seen.add(key)
-                source = f"{package}:{name}" + (":templated" if how == "templated_creative" else "")
+                source = f"{package}:{name}" + (":templated" if how.startswith("templated") else "")
                 rows.append(
                     {
                         "text": text,

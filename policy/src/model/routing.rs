@@ -88,6 +88,26 @@ pub struct TokenBound {
     pub tokens: u64,
 }
 
+impl ArchivedComparison {
+    pub fn symbol(&self) -> &'static str {
+        match self {
+            ArchivedComparison::AtLeast => ">=",
+            ArchivedComparison::MoreThan => ">",
+            ArchivedComparison::AtMost => "<=",
+            ArchivedComparison::LessThan => "<",
+        }
+    }
+}
+
+impl ArchivedModality {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ArchivedModality::Image => "image",
+            ArchivedModality::Text => "text",
+        }
+    }
+}
+
 impl ArchivedTokenBound {
     pub fn holds(&self, tokens: u64) -> bool {
         let bound = self.tokens.to_native();

@@ -111,6 +111,82 @@ fn compile(file: &Path, output: &Path, model_dir: Option<&Path>) -> Result<(), S
     Ok(())
 }
 
+fn print_routing(p: &policy::ArchivedCompiledPolicy) {
+    let r = &p.routing;
+    if r.routes.is_empty() && r.routers.is_empty() {
+        return;
+    }
+    let encoder = r.classifier.encoder.as_str();
+    println!(
+        "classifier routes ({}), vectors from encoder {}",
+        r.routes.len(),
+        if encoder.is_empty() {
+            "none (not embedded)"
+        } else {
+            &encoder[..12.min(encoder.len())]
+        }
+    );
+    for route in r.routes.iter() {
+        println!(
+            "  {:<16} threshold {:.2}  {} utterances, {} negatives",
+            route.name.as_str(),
+            route.threshold.to_native(),
+            route.utterances.len(),
+            route.negatives.len()
+        );
+    }
+    let alias = |i: u32| p.aliases.get(i as usize).map_or("?", |a| a.name.as_str());
+    println!("routers ({})", r.routers.len());
+    for router in r.routers.iter() {
+        println!("  {}", router.name.as_str());
+        for rule in router.rules.iter() {
+            let mut when = Vec::new();
+            if let Some(l) = rule.label.as_ref() {
+                let name = policy::TASK_LABELS
+                    .get(l.to_native() as usize)
+                    .unwrap_or(&"?");
+                when.push(format!("label={name}"));
+            }
+            if let Some(i) = rule.route.as_ref() {
+                let name = r
+                    .routes
+                    .get(i.to_native() as usize)
+                    .map_or("?", |x| x.name.as_str());
+                when.push(format!("route={name}"));
+            }
+            if let Some(s) = rule.min_score.as_ref() {
+                when.push(format!("min_score={:.2}", s.to_native()));
+            }
+            if let Some(b) = rule.input_tokens.as_ref() {
+                when.push(format!(
+                    "input_tokens {} {}",
+                    b.comparison.symbol(),
+                    b.tokens.to_native()
+                ));
+            }
+            if let Some(m) = rule.modality.as_ref() {
+                when.push(format!("modality={}", m.as_str()));
+            }
+            if !rule.tiers.is_empty() {
+                let tiers: Vec<&str> = rule.tiers.iter().map(|t| t.as_str()).collect();
+                when.push(format!("tier in [{}]", tiers.join(", ")));
+            }
+            println!(
+                "    {:<16} {:<40} -> {}",
+                rule.name.as_str(),
+                when.join(", "),
+                alias(rule.alias.to_native())
+            );
+        }
+        println!(
+            "    {:<16} {:<40} -> {}",
+            "default",
+            "",
+            alias(router.default_alias.to_native())
+        );
+    }
+}
+
 /// The engine's encoder, for route utterances. Its absence is an error
 /// here (the engine could not match such routes either).
 fn route_encoder(model_dir: Option<&Path>) -> Result<classifier::RouteEncoder, String> {
@@ -207,6 +283,7 @@ fn inspect(file: &Path) -> Result<(), String> {
             .collect();
         println!("  {:<24} -> {}", a.name.as_str(), targets.join(" | "));
     }
+    print_routing(p);
     println!("client keys ({})", p.client_keys.len());
     for k in p.client_keys.iter() {
         let models: Vec<&str> = k.models.iter().map(|m| m.as_str()).collect();

@@ -204,7 +204,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     report.push_str("| test set | prompts | macro-F1 | accuracy |\n|---|---:|---:|---:|\n");
     for (name, cm) in [
         ("held-out test split", &test_cm),
-        ("… without templated creative prompts", &natural_cm),
+        ("… without templated prompts", &natural_cm),
         ("… last user message only (system prompt dropped)", &user_cm),
         (
             "… with a ~700-word document pasted after the request",
