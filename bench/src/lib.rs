@@ -1,2 +1,5 @@
 //! Switchyard benchmarks. `cargo bench` runs the criterion micro-benchmarks
-//! in `benches/`; the end-to-end load harness lands with the benchmark issue.
+//! in `benches/`; `src/bin/` holds end-to-end harnesses that start what they
+//! measure (the gateway binary, the mock provider) and stop it.
+
+pub mod http;

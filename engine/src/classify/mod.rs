@@ -132,6 +132,8 @@ pub struct RouteDecision {
     pub score: Option<f32>,
     /// `cached`, `computed`, `unavailable` or `not_needed`.
     pub classifier: &'static str,
+    /// How long the request waited for its classification.
+    pub wait_us: u64,
 }
 
 impl RouteDecision {
@@ -149,6 +151,10 @@ impl RouteDecision {
         }
         if let Some(score) = self.score {
             out.push(("x-switchyard-route-score", format!("{score:.3}")));
+        }
+        if self.classifier != "not_needed" {
+            let ms = self.wait_us as f64 / 1000.0;
+            out.push(("x-switchyard-classify-ms", format!("{ms:.3}")));
         }
         out
     }
@@ -169,6 +175,8 @@ pub async fn decide(
     };
     let mut classifier = "not_needed";
     let mut label = None;
+    let started = Instant::now();
+    let mut wait_us = 0;
     let mut outcome = rules::evaluate(router, &cheap, &Scores::Pending);
     if matches!(outcome, Outcome::NeedsScores { .. }) {
         let timeout = Duration::from_millis(
@@ -180,7 +188,9 @@ pub async fn decide(
                 .timeout_ms
                 .to_native(),
         );
-        outcome = match embed(slot, facts, timeout).await {
+        let embedded = embed(slot, facts, timeout).await;
+        wait_us = started.elapsed().as_micros() as u64;
+        outcome = match embedded {
             Some((c, vector, cached)) => {
                 classifier = if cached { "cached" } else { "computed" };
                 let probabilities = c.head.as_ref().map(|h| h.probabilities(&vector));
@@ -224,6 +234,7 @@ pub async fn decide(
         label,
         score,
         classifier,
+        wait_us,
     }
 }
 
