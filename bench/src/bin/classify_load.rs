@@ -5,7 +5,7 @@
 //! `x-switchyard-classify-ms` and prints percentiles (hdrhistogram).
 //!
 //! cargo build --release -p engine -p bench --bins
-//! SWITCHYARD_MODEL_DIR=.cache/models ./target/release/classify_load [prompts] [load-clients]
+//! SWITCHYARD_MODEL_DIR=.cache/models ./target/release/classify_load [prompts] [load-clients] [mixed|code|prose]
 
 use bench::http::Connection;
 use hdrhistogram::Histogram;
@@ -21,6 +21,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let prompts: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(200);
     let clients: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(8);
+    // mixed (default), code or prose.
+    let kind = args.get(3).cloned().unwrap_or_else(|| "mixed".into());
+    if !["mixed", "code", "prose"].contains(&kind.as_str()) {
+        return Err(format!("kind must be mixed, code or prose, not {kind:?}").into());
+    }
     let models = std::env::var("SWITCHYARD_MODEL_DIR").unwrap_or_else(|_| ".cache/models".into());
     let gateway = std::env::current_exe()?.with_file_name("switchyard");
     if !gateway.is_file() {
@@ -48,16 +53,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .env("RUST_LOG", "warn,pingora_core::connectors=off")
         .stdout(Stdio::null())
         .spawn()?;
-    let result = run(&addr, prompts, clients);
+    let result = run(&addr, prompts, clients, &kind);
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
 
-fn run(addr: &str, prompts: usize, clients: usize) -> Result<(), Box<dyn std::error::Error>> {
+fn run(
+    addr: &str,
+    prompts: usize,
+    clients: usize,
+    kind: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
     wait_ready(addr)?;
-    let texts: Vec<String> = (0..prompts * 2).map(prompt).collect();
+    let texts: Vec<String> = (0..prompts * 2).map(|i| prompt(i, kind)).collect();
+    let pieces = word_pieces(&texts)?;
+    let windows: Vec<String> = texts
+        .iter()
+        .map(|t| classifier::prompt_window(None, t))
+        .collect();
+    let window_pieces = word_pieces(&windows)?;
+    println!(
+        "prompts: {} distinct, {pieces:.0} word pieces on average; their windows {window_pieces:.0} (the encoder reads at most 48)",
+        texts.len()
+    );
     let (idle_texts, load_texts) = texts.split_at(prompts);
     let mut conn = Connection::open(addr)?;
     // Warm the encoder (first pass allocates).
@@ -123,6 +143,21 @@ fn run(addr: &str, prompts: usize, clients: usize) -> Result<(), Box<dyn std::er
     Ok(())
 }
 
+/// Mean word pieces per prompt, as the classifier's tokenizer counts them.
+fn word_pieces(texts: &[String]) -> Result<f64, Box<dyn std::error::Error>> {
+    let models = std::env::var("SWITCHYARD_MODEL_DIR").unwrap_or_else(|_| ".cache/models".into());
+    let e = |e: tokenizers::Error| e.to_string();
+    let mut tokenizer =
+        tokenizers::Tokenizer::from_file(format!("{models}/minilm/tokenizer.json")).map_err(e)?;
+    tokenizer.with_truncation(None).map_err(e)?;
+    tokenizer.with_padding(None);
+    let mut total = 0usize;
+    for t in texts {
+        total += tokenizer.encode_fast(t.as_str(), true).map_err(e)?.len();
+    }
+    Ok(total as f64 / texts.len().max(1) as f64)
+}
+
 fn quantiles(h: &Histogram<u64>) -> serde_json::Value {
     serde_json::json!({
         "p50": h.value_at_quantile(0.5), "p90": h.value_at_quantile(0.9),
@@ -168,17 +203,28 @@ fn ask(conn: &mut Connection, text: &str) -> std::io::Result<bench::http::Reply>
     )
 }
 
-/// A distinct prompt of about 128 word pieces (~95 English words).
-fn prompt(i: usize) -> String {
+/// A distinct prompt of about 128 word pieces: every other one is code,
+/// which packs more word pieces into the window than prose does.
+fn prompt(i: usize, kind: &str) -> String {
+    let code = match kind {
+        "code" => true,
+        "prose" => false,
+        _ => i % 2 == 1,
+    };
+    if code {
+        return format!("Fix the bug in this function (case {i}):\n{CODE}");
+    }
     const OPENERS: [&str; 4] = [
         "Write a Python function that",
         "Summarize the following report about",
         "Solve this word problem about",
         "Translate into Spanish the note about",
     ];
-    const FILL: &str = "the quarterly numbers for the northern warehouse, where shipments of spare parts arrived late twice and the team had to reorder stock from a second supplier, which raised costs by about four percent compared with the same period last year while customer complaints about delivery times also went up slightly before the new routing software was installed in the spring and the managers agreed to review the contract terms with both suppliers before the end of the summer";
+    const FILL: &str = "the quarterly numbers for the northern warehouse, where shipments of spare parts arrived late twice and the team had to reorder stock from a second supplier, which raised costs by about four percent compared with the same period last year while customer complaints about delivery times also went up slightly before the new routing software was installed in the spring and the managers agreed to review the contract terms with both suppliers before the end of the summer, and the finance team asked for a detailed weekly report on inventory levels, delivery delays and the cost of expedited freight until the backlog finally clears";
     format!("{} case {i}: {FILL}.", OPENERS[i % OPENERS.len()])
 }
+
+const CODE: &str = "def merge_totals(orders, refunds):\n    totals = {}\n    for order in orders:\n        key = (order['customer_id'], order['month'])\n        totals[key] = totals.get(key, 0) + order['amount']\n    for refund in refunds:\n        key = (refund['customer_id'], refund['month'])\n        totals[key] = totals.get(key, 0) - refund['amount']\n    return sorted(totals.items(), key=lambda kv: kv[1])\n";
 
 fn policy_yaml(base_url: &str) -> String {
     format!(
