@@ -1,4 +1,5 @@
 """The official OpenAI Python SDK as a real client of the gateway."""
+import os
 import openai
 import pytest
 from conftest import CLIENT_KEY
@@ -47,9 +48,25 @@ def test_max_tokens_truncates(client):
     assert r.usage.completion_tokens == 3
 
 
-def test_models_lists_the_aliases(client):
+def test_models_lists_the_aliases_and_routers(client):
     ids = sorted(m.id for m in client.models.list())
-    assert ids == ["claude-sonnet-4-5", "gemini-2.5-flash", "gpt-4o-mini"]
+    assert ids == ["auto", "claude-sonnet-4-5", "gemini-2.5-flash", "gpt-4o-mini"]
+
+
+def test_the_router_answers_through_the_sdk(client):
+    raw = client.chat.completions.with_raw_response.create(
+        model="auto",
+        messages=[{"role": "user", "content": "Write a Python function that reverses a string."}],
+    )
+    answer = raw.parse()
+    assert answer.choices[0].message.content
+    assert raw.headers["x-switchyard-route"].startswith("auto/")
+    if os.environ.get("SWITCHYARD_REQUIRE_MODEL") == "1":
+        # The quickstart sends confident code prompts to Claude.
+        assert raw.headers["x-switchyard-route"] == "auto/code"
+        assert raw.headers["x-switchyard-route-alias"] == "claude-sonnet-4-5"
+    else:
+        assert raw.headers["x-switchyard-route-classifier"] in ("unavailable", "computed", "cached")
 
 
 def test_bad_key_is_an_authentication_error(gateway):
