@@ -79,13 +79,27 @@ impl Outcome {
     }
 }
 
+/// How long one request may take before it counts as an error and its
+/// connection is dropped.
+pub const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(30);
+
 pub fn histogram() -> Histogram<u64> {
     // 1 µs .. 60 s at 3 significant digits.
     Histogram::new_with_bounds(1_000, 60_000_000_000, 3).expect("valid bounds")
 }
 
-/// Send `request` (a whole HTTP/1.1 request) to `addr` as `run` says.
-pub fn drive(addr: SocketAddr, request: &[u8], run: &Run) -> Outcome {
+/// Builds the bytes of request number `n` (distinct per request of a run,
+/// for loads that must not hit a cache).
+pub type RequestMaker = std::sync::Arc<dyn Fn(u64) -> Vec<u8> + Send + Sync>;
+
+/// The same request every time.
+pub fn fixed(request: Vec<u8>) -> RequestMaker {
+    std::sync::Arc::new(move |_| request.clone())
+}
+
+/// Send requests from `make` (whole HTTP/1.1 requests) to `addr` as `run`
+/// says.
+pub fn drive(addr: SocketAddr, make: &RequestMaker, run: &Run) -> Outcome {
     let (connections, rate) = match run.mode {
         Mode::Closed { connections } => (connections.max(1), None),
         Mode::Open { rate, connections } => (connections.max(1), Some(rate)),
@@ -94,29 +108,26 @@ pub fn drive(addr: SocketAddr, request: &[u8], run: &Run) -> Outcome {
     let start = Instant::now() + Duration::from_millis(20);
     let handles: Vec<_> = (0..threads)
         .map(|t| {
-            let request = request.to_vec();
-            let run = run.clone();
-            // Connections and requests split evenly over threads.
-            let mine = (t..connections).step_by(threads).count();
-            let budget = run.max_requests / threads as u64
-                + u64::from((t as u64) < run.max_requests % threads as u64);
+            let job = ThreadJob {
+                addr,
+                make: make.clone(),
+                deadline: start + run.duration,
+                start,
+                // Connections and requests split evenly over threads.
+                connections: (t..connections).step_by(threads).count(),
+                per_connection_rate: rate.map(|r| r / connections as f64),
+                budget: run.max_requests / threads as u64
+                    + u64::from((t as u64) < run.max_requests % threads as u64),
+                thread: t,
+            };
             std::thread::spawn(move || {
-                let mut rt = match monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+                match monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
                     .enable_timer()
                     .build()
                 {
-                    Ok(rt) => rt,
-                    Err(_) => return Outcome::empty(),
-                };
-                rt.block_on(thread_load(
-                    addr,
-                    request,
-                    run,
-                    mine,
-                    rate.map(|r| r / connections as f64),
-                    budget,
-                    start,
-                ))
+                    Ok(mut rt) => rt.block_on(job.run()),
+                    Err(_) => Outcome::empty(),
+                }
             })
         })
         .collect();
@@ -129,119 +140,133 @@ pub fn drive(addr: SocketAddr, request: &[u8], run: &Run) -> Outcome {
     total
 }
 
-async fn thread_load(
+struct ThreadJob {
     addr: SocketAddr,
-    request: Vec<u8>,
-    run: Run,
+    make: RequestMaker,
+    start: Instant,
+    deadline: Instant,
     connections: usize,
     per_connection_rate: Option<f64>,
     budget: u64,
-    start: Instant,
-) -> Outcome {
-    let deadline = start + run.duration;
-    let request: std::rc::Rc<[u8]> = request.into();
-    let shared = std::rc::Rc::new(std::cell::Cell::new(budget));
-    let tasks: Vec<_> = (0..connections)
-        .map(|c| {
-            let request = request.clone();
-            let shared = shared.clone();
-            // Stagger open-loop connections across one interval.
-            let offset = per_connection_rate
-                .map(|r| Duration::from_secs_f64(c as f64 / connections as f64 / r))
-                .unwrap_or_default();
-            monoio::spawn(async move {
-                connection_load(
-                    addr,
-                    &request,
-                    start + offset,
-                    deadline,
-                    per_connection_rate,
-                    &shared,
-                )
-                .await
-            })
-        })
-        .collect();
-    let mut total = Outcome::empty();
-    for t in tasks {
-        total.merge(t.await);
-    }
-    total.elapsed = start
-        .elapsed()
-        .min(run.duration.max(Duration::from_millis(1)) + Duration::from_secs(60));
-    total
+    thread: usize,
 }
 
-async fn connection_load(
+impl ThreadJob {
+    async fn run(self) -> Outcome {
+        let budget = std::rc::Rc::new(std::cell::Cell::new(self.budget));
+        let n = self.connections;
+        let tasks: Vec<_> = (0..n)
+            .map(|c| {
+                let conn = Connection {
+                    addr: self.addr,
+                    make: self.make.clone(),
+                    // Distinct request numbers per thread and connection.
+                    first: ((self.thread as u64) << 40) | ((c as u64) << 24),
+                    // Stagger open-loop connections across one interval.
+                    start: self.start
+                        + self
+                            .per_connection_rate
+                            .map(|r| Duration::from_secs_f64(c as f64 / n as f64 / r))
+                            .unwrap_or_default(),
+                    deadline: self.deadline,
+                    interval: self
+                        .per_connection_rate
+                        .map(|r| Duration::from_secs_f64(1.0 / r)),
+                    budget: budget.clone(),
+                };
+                monoio::spawn(conn.run())
+            })
+            .collect();
+        let mut total = Outcome::empty();
+        for t in tasks {
+            total.merge(t.await);
+        }
+        total.elapsed = self.start.elapsed();
+        total
+    }
+}
+
+struct Connection {
     addr: SocketAddr,
-    request: &[u8],
+    make: RequestMaker,
+    first: u64,
     start: Instant,
     deadline: Instant,
-    rate: Option<f64>,
-    budget: &std::cell::Cell<u64>,
-) -> Outcome {
-    let mut out = Outcome::empty();
-    let now = Instant::now();
-    if start > now {
-        monoio::time::sleep(start - now).await;
-    }
-    let mut conn: Option<TcpStream> = None;
-    let mut buf = Vec::with_capacity(64 * 1024);
-    let interval = rate.map(|r| Duration::from_secs_f64(1.0 / r));
-    let mut due = start;
-    while budget.get() > 0 {
-        budget.set(budget.get() - 1);
-        if interval.is_some() {
-            let now = Instant::now();
-            if due > now {
-                monoio::time::sleep(due - now).await;
+    interval: Option<Duration>,
+    budget: std::rc::Rc<std::cell::Cell<u64>>,
+}
+
+impl Connection {
+    async fn run(self) -> Outcome {
+        let mut out = Outcome::empty();
+        sleep_until(self.start).await;
+        let mut conn: Option<TcpStream> = None;
+        let mut buf = Vec::with_capacity(64 * 1024);
+        let mut due = self.start;
+        while self.budget.get() > 0 {
+            self.budget.set(self.budget.get() - 1);
+            if self.interval.is_some() {
+                sleep_until(due).await;
             }
-        }
-        let sent_at = match interval {
-            Some(_) => due,
-            None => Instant::now(),
-        };
-        if sent_at >= deadline {
-            break;
-        }
-        if conn.is_none() {
-            conn = match TcpStream::connect_addr(addr).await {
-                Ok(s) => {
-                    let _ = s.set_nodelay(true);
-                    Some(s)
+            // Open loop: measured from when the request was due.
+            let sent_at = match self.interval {
+                Some(_) => due,
+                None => Instant::now(),
+            };
+            if sent_at >= self.deadline {
+                break;
+            }
+            if conn.is_none() {
+                match TcpStream::connect_addr(self.addr).await {
+                    Ok(s) => {
+                        let _ = s.set_nodelay(true);
+                        conn = Some(s);
+                    }
+                    Err(_) => {
+                        out.errors += 1;
+                        monoio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                }
+            }
+            let Some(stream) = conn.as_mut() else {
+                continue;
+            };
+            let request = (self.make)(self.first + out.ok + out.errors);
+            // A stuck server must not hang the run.
+            let answer =
+                monoio::time::timeout(EXCHANGE_TIMEOUT, exchange(stream, request, &mut buf))
+                    .await
+                    .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()));
+            match answer {
+                Ok((status, first_byte)) => {
+                    let _ = out.latency.record(nanos(Instant::now() - sent_at));
+                    let _ = out.first_byte.record(nanos(first_byte - sent_at));
+                    if (200..300).contains(&status) {
+                        out.ok += 1;
+                    } else {
+                        out.errors += 1;
+                    }
                 }
                 Err(_) => {
                     out.errors += 1;
-                    monoio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            };
-        }
-        let Some(stream) = conn.as_mut() else {
-            continue;
-        };
-        match exchange(stream, request, &mut buf).await {
-            Ok((status, first_byte)) => {
-                let done = Instant::now();
-                let _ = out.latency.record(nanos(done - sent_at));
-                let _ = out.first_byte.record(nanos(first_byte - sent_at));
-                if (200..300).contains(&status) {
-                    out.ok += 1;
-                } else {
-                    out.errors += 1;
+                    conn = None;
                 }
             }
-            Err(_) => {
-                out.errors += 1;
-                conn = None;
+            if let Some(i) = self.interval {
+                due += i;
             }
         }
-        if let Some(i) = interval {
-            due += i;
-        }
+        out.elapsed = self.start.elapsed();
+        out
     }
-    out.elapsed = start.elapsed();
-    out
+}
+
+async fn sleep_until(at: Instant) {
+    let now = Instant::now();
+    if at > now {
+        monoio::time::sleep(at - now).await;
+    }
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -252,10 +277,10 @@ fn nanos(d: Duration) -> u64 {
 /// byte arrived.
 async fn exchange(
     stream: &mut TcpStream,
-    request: &[u8],
+    request: Vec<u8>,
     buf: &mut Vec<u8>,
 ) -> std::io::Result<(u16, Instant)> {
-    let (r, _) = stream.write_all(request.to_vec()).await;
+    let (r, _) = stream.write_all(request).await;
     r?;
     buf.clear();
     let mut chunk = vec![0u8; 16 * 1024];

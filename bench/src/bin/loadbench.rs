@@ -6,7 +6,7 @@
 //! cargo build --release -p engine -p bench --bins && ./target/release/loadbench [--quick]
 
 use bench::fastmock::{self, Behaviour};
-use bench::load::{self, Mode, Outcome, Run};
+use bench::load::{self, Mode, Outcome, RequestMaker, Run};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,10 +17,78 @@ const TENANT_KEY: &str = "sk-sy-loadbench-tenant-02";
 struct Scenario {
     name: &'static str,
     /// What the client sends through the gateway ...
-    gateway: Vec<u8>,
+    gateway: RequestMaker,
     /// ... and the equivalent request straight to the mock.
-    direct: Vec<u8>,
-    direct_addr: SocketAddr,
+    direct: RequestMaker,
+    /// ... and through the peer gateway, when it runs.
+    peer: Option<RequestMaker>,
+    shapes: Vec<(&'static str, Mode)>,
+}
+
+/// A gateway child process, stopped on drop.
+struct Gateway {
+    child: Child,
+    addr: SocketAddr,
+    dir: std::path::PathBuf,
+}
+
+impl Gateway {
+    fn start(
+        name: &str,
+        policy: &str,
+        models: &str,
+    ) -> Result<Gateway, Box<dyn std::error::Error>> {
+        let dir = std::env::temp_dir().join(format!("sy-loadbench-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let policy_path = dir.join("policy.yaml");
+        std::fs::write(&policy_path, policy)?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+        let binary = std::env::current_exe()?.with_file_name("switchyard");
+        let mut cmd = Command::new(binary);
+        cmd.args(["serve", "--policy"])
+            .arg(&policy_path)
+            .args([
+                "--listen",
+                &addr.to_string(),
+                "--threads",
+                "2",
+                "--grace-seconds",
+                "0",
+                "--ledger",
+            ])
+            .arg(dir.join("usage.db"))
+            .env("SWITCHYARD_MODEL_DIR", models)
+            // Pingora logs every unusable pooled upstream connection at ERROR.
+            .env("RUST_LOG", "error,pingora_core::connectors=off")
+            .stdout(Stdio::null());
+        // LOADBENCH_LOG=<file>: the gateway's full error log, for diagnosis.
+        if let Some(path) = std::env::var_os("LOADBENCH_LOG") {
+            cmd.env("RUST_LOG", "error")
+                .stderr(std::fs::File::create(path)?);
+        }
+        let gw = Gateway {
+            child: cmd.spawn()?,
+            addr,
+            dir,
+        };
+        wait_ready(addr)?;
+        Ok(gw)
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -31,6 +99,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Duration::from_secs(2)
     };
     let rounds = 2;
+    let models = std::env::var("SWITCHYARD_MODEL_DIR").unwrap_or_else(|_| ".cache/models".into());
+    let with_classifier = std::path::Path::new(&models)
+        .join("minilm/model.onnx")
+        .is_file();
     let mock = fastmock::start(
         1,
         Behaviour {
@@ -45,202 +117,80 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             fail: true,
         },
     )?;
-    let dir = std::env::temp_dir().join(format!("sy-loadbench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let policy = dir.join("policy.yaml");
-    std::fs::write(&policy, policy_yaml(mock, failing))?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let gw_addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
-    let gateway = std::env::current_exe()?.with_file_name("switchyard");
-    let mut child = Command::new(&gateway)
-        .args(["serve", "--policy"])
-        .arg(&policy)
-        .args([
-            "--listen",
-            &gw_addr.to_string(),
-            "--threads",
-            "2",
-            "--grace-seconds",
-            "0",
-            "--ledger",
-        ])
-        .arg(dir.join("usage.db"))
-        .env("RUST_LOG", "error,pingora_core::connectors=off")
-        .stdout(Stdio::null())
-        .spawn()?;
-    let result = run(&mut child, gw_addr, mock, round, rounds);
-    let _ = child.kill();
-    let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&dir);
-    result
-}
-
-fn run(
-    child: &mut Child,
-    gw: SocketAddr,
-    mock: SocketAddr,
-    round: Duration,
-    rounds: usize,
-) -> Result<(), Box<dyn std::error::Error>> {
-    wait_ready(gw)?;
-    let pid = child.id();
-    let rss_rest = rss_kb(pid, "VmRSS");
-    let chat = |model: &str, stream: bool| {
-        serde_json::json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "What is the answer?"}]})
-            .to_string()
-    };
-    let auth = format!("Bearer {KEY}");
-    let tenant_auth = format!("Bearer {TENANT_KEY}");
-    let host = gw.to_string();
-    let to_gw = |key: &str, body: &str| {
-        load::post(
-            &host,
-            "/v1/chat/completions",
-            &[("authorization", key)],
-            body.as_bytes(),
-        )
-    };
-    let direct_openai = |body: &str| {
-        load::post(
-            &mock.to_string(),
-            "/v1/chat/completions",
-            &[("authorization", "Bearer k")],
-            body.as_bytes(),
-        )
-    };
-    let anthropic_body = r#"{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":"What is the answer?"}]}"#;
-    let scenarios = vec![
-        Scenario {
-            name: "OpenAI passthrough",
-            gateway: to_gw(&auth, &chat("fast", false)),
-            direct: direct_openai(&chat("gpt-4o-mini", false)),
-            direct_addr: mock,
-        },
-        Scenario {
-            name: "OpenAI → Anthropic translation",
-            gateway: to_gw(&auth, &chat("claude", false)),
-            direct: load::post(
-                &mock.to_string(),
-                "/v1/messages",
-                &[("x-api-key", "k"), ("anthropic-version", "2023-06-01")],
-                anthropic_body.as_bytes(),
-            ),
-            direct_addr: mock,
-        },
-        Scenario {
-            name: "auth + limits + budget + ledger",
-            gateway: to_gw(&tenant_auth, &chat("fast", false)),
-            direct: direct_openai(&chat("gpt-4o-mini", false)),
-            direct_addr: mock,
-        },
-        Scenario {
-            name: "one failing target, failover",
-            gateway: to_gw(&auth, &chat("flaky", false)),
-            direct: direct_openai(&chat("gpt-4o-mini", false)),
-            direct_addr: mock,
-        },
-    ];
-    let shapes: Vec<(&str, Mode)> = vec![
-        ("closed, 1 conn", Mode::Closed { connections: 1 }),
-        ("closed, 64 conns", Mode::Closed { connections: 64 }),
-        (
-            "open, 500 req/s",
-            Mode::Open {
-                rate: 500.0,
-                connections: 16,
-            },
-        ),
-        (
-            "open, 1000 req/s",
-            Mode::Open {
-                rate: 1000.0,
-                connections: 16,
-            },
-        ),
-        (
-            "open, 2000 req/s",
-            Mode::Open {
-                rate: 2000.0,
-                connections: 32,
-            },
-        ),
-        (
-            "open, 10000 req/s",
-            Mode::Open {
-                rate: 10000.0,
-                connections: 64,
-            },
-        ),
-    ];
     let mut rows = Vec::new();
-    let mut cpu_total = 0.0;
-    let mut gw_requests = 0u64;
-    for s in &scenarios {
-        for (shape, mode) in &shapes {
-            let cpu_before = cpu_seconds(pid);
-            let (g, d) = interleaved(
-                gw,
-                &s.gateway,
-                s.direct_addr,
-                &s.direct,
-                *mode,
-                round,
-                rounds,
-            );
-            cpu_total += cpu_seconds(pid) - cpu_before;
-            gw_requests += g.ok + g.errors;
-            rows.push(row(s.name, shape, &g, &d));
+    let mut resources = serde_json::Map::new();
+    let peer = match std::env::var_os("LOADBENCH_LITELLM") {
+        Some(bin) => Some(Peer::start(std::path::Path::new(&bin), mock)?),
+        None => {
+            eprintln!("peer column skipped: set LOADBENCH_LITELLM to a `litellm` executable (bench/run.sh does)");
+            None
         }
-    }
-    // Streaming: 100 content chunks; first byte (TTFT) and whole stream.
-    let stream_gw = to_gw(&auth, &chat("fast", true));
-    let stream_direct = direct_openai(&chat("gpt-4o-mini", true));
-    for (shape, mode) in [
-        ("closed, 1 conn", Mode::Closed { connections: 1 }),
-        (
-            "open, 500 req/s",
-            Mode::Open {
-                rate: 500.0,
-                connections: 16,
-            },
-        ),
-    ] {
-        let (g, d) = interleaved(gw, &stream_gw, mock, &stream_direct, mode, round, rounds);
-        rows.push(row("100-chunk stream", shape, &g, &d));
-    }
-    let rss_load = rss_kb(pid, "VmHWM");
+    };
+    let peer_addr = peer.as_ref().map(|p| p.addr);
 
-    println!("\n| scenario | load | gateway req/s | direct req/s | added p50 | added p90 | added p99 | added TTFB p50 | errors |");
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
-    for r in &rows {
-        println!(
-            "| {} | {} | {:.0} | {:.0} | {} | {} | {} | {} | {} |",
-            r["scenario"].as_str().unwrap_or(""),
-            r["load"].as_str().unwrap_or(""),
-            r["gateway"]["rps"].as_f64().unwrap_or(0.0),
-            r["direct"]["rps"].as_f64().unwrap_or(0.0),
-            us(&r["added_us"]["p50"]),
-            us(&r["added_us"]["p90"]),
-            us(&r["added_us"]["p99"]),
-            us(&r["added_us"]["first_byte_p50"]),
-            r["gateway"]["errors"],
+    // The gateway without the classifier: every scenario but routing.
+    let gw = Gateway::start("plain", &policy_yaml(mock, failing, ""), &models)?;
+    let rss_rest = rss_kb(gw.pid(), "VmRSS");
+    let (cpu, requests) = measure(
+        &gw,
+        &plain_scenarios(gw.addr, mock, peer_addr),
+        mock,
+        peer_addr,
+        round,
+        rounds,
+        &mut rows,
+    );
+    resources.insert(
+        "without_classifier".into(),
+        serde_json::json!({
+            "cpu_seconds_per_1000": cpu / (requests.max(1) as f64 / 1000.0),
+            "rss_rest_mb": rss_rest as f64 / 1024.0,
+            "rss_peak_mb": rss_kb(gw.pid(), "VmHWM") as f64 / 1024.0,
+        }),
+    );
+    drop(gw);
+
+    if with_classifier {
+        let gw = Gateway::start("routed", &policy_yaml(mock, failing, ROUTER), &models)?;
+        let rss_rest = rss_kb(gw.pid(), "VmRSS");
+        let (cpu, requests) = measure(
+            &gw,
+            &routed_scenarios(gw.addr, mock),
+            mock,
+            None,
+            round,
+            rounds,
+            &mut rows,
+        );
+        resources.insert(
+            "with_classifier".into(),
+            serde_json::json!({
+                "cpu_seconds_per_1000": cpu / (requests.max(1) as f64 / 1000.0),
+                "rss_rest_mb": rss_rest as f64 / 1024.0,
+                "rss_peak_mb": rss_kb(gw.pid(), "VmHWM") as f64 / 1024.0,
+            }),
+        );
+    } else {
+        eprintln!(
+            "classifier scenarios skipped: no model files in {models} (run scripts/models.sh)"
         );
     }
-    let cpu_per_1000 = cpu_total / (gw_requests.max(1) as f64 / 1000.0);
-    println!(
-        "\ngateway CPU: {cpu_per_1000:.3} CPU-seconds per 1000 requests; RSS at rest {:.1} MB, peak under load {:.1} MB",
-        rss_rest as f64 / 1024.0,
-        rss_load as f64 / 1024.0
-    );
+    if let Some(p) = &peer {
+        resources.insert(
+            "litellm".into(),
+            serde_json::json!({
+                "version": p.version,
+                "rss_peak_mb": rss_kb(p.child.id(), "VmHWM") as f64 / 1024.0,
+            }),
+        );
+    }
+    drop(peer);
+    print_table(&rows, &resources);
     let json = serde_json::json!({
         "machine": machine(),
         "round_seconds": round.as_secs_f64(), "rounds": rounds,
         "rows": rows,
-        "gateway_cpu_seconds_per_1000": cpu_per_1000,
-        "rss_rest_mb": rss_rest as f64 / 1024.0,
-        "rss_peak_mb": rss_load as f64 / 1024.0,
+        "resources": resources,
     });
     let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
     std::fs::create_dir_all(&out)?;
@@ -252,37 +202,356 @@ fn run(
     Ok(())
 }
 
-/// Gateway and direct runs alternating, `rounds` each, merged per side.
+const PEER_KEY: &str = "sk-litellm-bench";
+
+/// LiteLLM's proxy (from PyPI) in front of the same mock, with the same
+/// model names.
+struct Peer {
+    child: Child,
+    addr: SocketAddr,
+    version: String,
+    dir: std::path::PathBuf,
+}
+
+impl Peer {
+    fn start(bin: &std::path::Path, mock: SocketAddr) -> Result<Peer, Box<dyn std::error::Error>> {
+        let dir = std::env::temp_dir().join(format!("sy-loadbench-{}-litellm", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let config = dir.join("litellm.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "model_list:\n  - model_name: fast\n    litellm_params: {{model: openai/gpt-4o-mini, api_base: 'http://{mock}/v1', api_key: k}}\n  - model_name: claude\n    litellm_params: {{model: anthropic/claude-sonnet-4-5, api_base: 'http://{mock}', api_key: k}}\ngeneral_settings:\n  master_key: {PEER_KEY}\n"
+            ),
+        )?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+        let version = Command::new(bin)
+            .arg("--version")
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .trim()
+                    .replace("LiteLLM: Current Version = ", "")
+            })
+            .unwrap_or_default();
+        let child = Command::new(bin)
+            .arg("--config")
+            .arg(&config)
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--num_workers",
+                "1",
+            ])
+            // No network here: the bundled price map, no telemetry.
+            .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+            .env("LITELLM_LOG", "ERROR")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let peer = Peer {
+            child,
+            addr,
+            version,
+            dir,
+        };
+        wait_ready_path(addr, "/health/liveliness", Duration::from_secs(90))?;
+        Ok(peer)
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+const ROUTER: &str = "classifier:\n  timeout_ms: 50\n  cache_entries: 1000000\nrouters:\n  auto:\n    rules:\n      - {name: code, when: {label: code}, to: fast}\n      - {name: maths, when: {label: math}, to: fast}\n    default: fast\n";
+
+fn chat(model: &str, stream: bool, content: &str) -> String {
+    serde_json::json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": content}]})
+        .to_string()
+}
+
+fn shapes(all: bool) -> Vec<(&'static str, Mode)> {
+    let mut v = vec![("closed, 1 conn", Mode::Closed { connections: 1 })];
+    if all {
+        v.push(("closed, 64 conns", Mode::Closed { connections: 64 }));
+    }
+    v.push((
+        "open, 500 req/s",
+        Mode::Open {
+            rate: 500.0,
+            connections: 16,
+        },
+    ));
+    v.push((
+        "open, 1000 req/s",
+        Mode::Open {
+            rate: 1000.0,
+            connections: 16,
+        },
+    ));
+    if all {
+        v.push((
+            "open, 2000 req/s",
+            Mode::Open {
+                rate: 2000.0,
+                connections: 32,
+            },
+        ));
+        v.push((
+            "open, 10000 req/s",
+            Mode::Open {
+                rate: 10000.0,
+                connections: 64,
+            },
+        ));
+    }
+    v
+}
+
+fn to_gateway(gw: SocketAddr, key: &str, body: &str) -> RequestMaker {
+    let auth = format!("Bearer {key}");
+    load::fixed(load::post(
+        &gw.to_string(),
+        "/v1/chat/completions",
+        &[("authorization", &auth)],
+        body.as_bytes(),
+    ))
+}
+
+fn to_mock(mock: SocketAddr, body: &str) -> RequestMaker {
+    load::fixed(load::post(
+        &mock.to_string(),
+        "/v1/chat/completions",
+        &[("authorization", "Bearer k")],
+        body.as_bytes(),
+    ))
+}
+
+fn plain_scenarios(gw: SocketAddr, mock: SocketAddr, peer: Option<SocketAddr>) -> Vec<Scenario> {
+    let via_peer = |body: &str| peer.map(|p| to_gateway(p, PEER_KEY, body));
+    let q = "What is the answer?";
+    let anthropic_body = r#"{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":"What is the answer?"}]}"#;
+    vec![
+        Scenario {
+            name: "OpenAI passthrough",
+            gateway: to_gateway(gw, KEY, &chat("fast", false, q)),
+            direct: to_mock(mock, &chat("gpt-4o-mini", false, q)),
+            peer: via_peer(&chat("fast", false, q)),
+            shapes: shapes(true),
+        },
+        Scenario {
+            name: "OpenAI → Anthropic translation",
+            gateway: to_gateway(gw, KEY, &chat("claude", false, q)),
+            direct: load::fixed(load::post(
+                &mock.to_string(),
+                "/v1/messages",
+                &[("x-api-key", "k"), ("anthropic-version", "2023-06-01")],
+                anthropic_body.as_bytes(),
+            )),
+            peer: via_peer(&chat("claude", false, q)),
+            shapes: shapes(true),
+        },
+        Scenario {
+            name: "auth + limits + budget + ledger",
+            gateway: to_gateway(gw, TENANT_KEY, &chat("fast", false, q)),
+            direct: to_mock(mock, &chat("gpt-4o-mini", false, q)),
+            peer: None,
+            shapes: shapes(true),
+        },
+        Scenario {
+            name: "one failing target, failover",
+            gateway: to_gateway(gw, KEY, &chat("flaky", false, q)),
+            direct: to_mock(mock, &chat("gpt-4o-mini", false, q)),
+            peer: None,
+            shapes: shapes(true),
+        },
+        Scenario {
+            name: "100-chunk stream",
+            gateway: to_gateway(gw, KEY, &chat("fast", true, q)),
+            direct: to_mock(mock, &chat("gpt-4o-mini", true, q)),
+            peer: via_peer(&chat("fast", true, q)),
+            shapes: shapes(false),
+        },
+    ]
+}
+
+fn routed_scenarios(gw: SocketAddr, mock: SocketAddr) -> Vec<Scenario> {
+    let q = "Write a Python function that returns the answer.";
+    let host = gw.to_string();
+    let auth = format!("Bearer {KEY}");
+    // Every request a new prompt: each one is classified.
+    // Numbered across runs and rounds, so no prompt is ever seen twice.
+    let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let cold: RequestMaker = std::sync::Arc::new(move |_| {
+        let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let body = chat(
+            "auto",
+            false,
+            &format!("Write a Python function number {n} that returns the answer."),
+        );
+        load::post(
+            &host,
+            "/v1/chat/completions",
+            &[("authorization", &auth)],
+            body.as_bytes(),
+        )
+    });
+    vec![
+        Scenario {
+            name: "classifier routing, cached",
+            gateway: to_gateway(gw, KEY, &chat("auto", false, q)),
+            direct: to_mock(mock, &chat("gpt-4o-mini", false, q)),
+            peer: None,
+            shapes: shapes(true),
+        },
+        Scenario {
+            name: "classifier routing, every prompt new",
+            gateway: cold,
+            direct: to_mock(mock, &chat("gpt-4o-mini", false, q)),
+            peer: None,
+            // One encoder thread: ~250 new prompts/s is its ceiling here.
+            shapes: vec![
+                ("closed, 1 conn", Mode::Closed { connections: 1 }),
+                (
+                    "open, 100 req/s",
+                    Mode::Open {
+                        rate: 100.0,
+                        connections: 8,
+                    },
+                ),
+            ],
+        },
+    ]
+}
+
+/// Runs `scenarios`, appending rows; returns the gateway's CPU seconds and
+/// request count over them.
+fn measure(
+    gw: &Gateway,
+    scenarios: &[Scenario],
+    mock: SocketAddr,
+    peer: Option<SocketAddr>,
+    round: Duration,
+    rounds: usize,
+    rows: &mut Vec<serde_json::Value>,
+) -> (f64, u64) {
+    let mut cpu = 0.0;
+    let mut requests = 0;
+    for s in scenarios {
+        for (shape, mode) in &s.shapes {
+            let mut sides = vec![(mock, &s.direct), (gw.addr, &s.gateway)];
+            let with_peer = match (peer, &s.peer) {
+                (Some(addr), Some(req)) if PEER_SHAPES.contains(shape) => {
+                    sides.push((addr, req));
+                    true
+                }
+                _ => false,
+            };
+            let before = cpu_seconds(gw.pid());
+            let out = interleaved(&sides, *mode, round, rounds);
+            cpu += cpu_seconds(gw.pid()) - before;
+            requests += out[1].ok + out[1].errors;
+            rows.push(row(
+                s.name,
+                shape,
+                &out[1],
+                &out[0],
+                with_peer.then(|| &out[2]),
+            ));
+        }
+    }
+    (cpu, requests)
+}
+
+/// The shapes the peer runs (it cannot keep up with the higher rates).
+const PEER_SHAPES: [&str; 4] = [
+    "closed, 1 conn",
+    "closed, 64 conns",
+    "open, 500 req/s",
+    "open, 1000 req/s",
+];
+
+fn print_table(rows: &[serde_json::Value], resources: &serde_json::Map<String, serde_json::Value>) {
+    println!("\n| scenario | load | gateway req/s | direct req/s | added p50 | added p90 | added p99 | added TTFB p50 | errors | LiteLLM req/s | LiteLLM added p50 | LiteLLM added p99 |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        println!(
+            "| {} | {} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r["scenario"].as_str().unwrap_or(""),
+            r["load"].as_str().unwrap_or(""),
+            r["gateway"]["rps"].as_f64().unwrap_or(0.0),
+            r["direct"]["rps"].as_f64().unwrap_or(0.0),
+            us(&r["added_us"]["p50"]),
+            us(&r["added_us"]["p90"]),
+            us(&r["added_us"]["p99"]),
+            us(&r["added_us"]["first_byte_p50"]),
+            r["gateway"]["errors"],
+            r["peer"]["rps"]
+                .as_f64()
+                .map_or("-".into(), |v| format!("{v:.0}")),
+            r.get("peer_added_us").map_or("-".into(), |a| us(&a["p50"])),
+            r.get("peer_added_us").map_or("-".into(), |a| us(&a["p99"])),
+        );
+    }
+    for (name, r) in resources {
+        if name == "litellm" {
+            println!(
+                "\nLiteLLM {} (peer): RSS peak {:.1} MB",
+                r["version"].as_str().unwrap_or("?"),
+                r["rss_peak_mb"].as_f64().unwrap_or(0.0)
+            );
+            continue;
+        }
+        println!(
+            "\ngateway {}: {:.3} CPU-seconds per 1000 requests; RSS at rest {:.1} MB, peak under load {:.1} MB",
+            name.replace('_', " "),
+            r["cpu_seconds_per_1000"].as_f64().unwrap_or(0.0),
+            r["rss_rest_mb"].as_f64().unwrap_or(0.0),
+            r["rss_peak_mb"].as_f64().unwrap_or(0.0),
+        );
+    }
+}
+
+/// Direct, gateway (and peer) runs alternating, `rounds` each, merged per
+/// side, in the order given.
 fn interleaved(
-    gw: SocketAddr,
-    gw_req: &[u8],
-    direct: SocketAddr,
-    direct_req: &[u8],
+    sides: &[(SocketAddr, &RequestMaker)],
     mode: Mode,
     round: Duration,
     rounds: usize,
-) -> (Outcome, Outcome) {
+) -> Vec<Outcome> {
     let run = Run {
         mode,
         duration: round,
         max_requests: 2_000_000,
         threads: 1,
     };
-    let mut g: Option<Outcome> = None;
-    let mut d: Option<Outcome> = None;
+    let mut acc: Vec<Outcome> = sides.iter().map(|_| Outcome::default()).collect();
     for _ in 0..rounds {
-        for (side, addr, req) in [(&mut d, direct, direct_req), (&mut g, gw, gw_req)] {
-            let o = load::drive(addr, req, &run);
-            match side {
-                Some(acc) => acc.absorb(o),
-                None => *side = Some(o),
-            }
+        for (i, (addr, req)) in sides.iter().enumerate() {
+            acc[i].absorb(load::drive(*addr, req, &run));
         }
     }
-    (g.unwrap_or_default(), d.unwrap_or_default())
+    acc
 }
 
-fn row(scenario: &str, shape: &str, g: &Outcome, d: &Outcome) -> serde_json::Value {
+fn row(
+    scenario: &str,
+    shape: &str,
+    g: &Outcome,
+    d: &Outcome,
+    peer: Option<&Outcome>,
+) -> serde_json::Value {
     let q = |o: &Outcome, p: f64| o.latency.value_at_quantile(p) as f64 / 1000.0;
     let fb = |o: &Outcome, p: f64| o.first_byte.value_at_quantile(p) as f64 / 1000.0;
     let side = |o: &Outcome| {
@@ -292,14 +561,22 @@ fn row(scenario: &str, shape: &str, g: &Outcome, d: &Outcome) -> serde_json::Val
             "first_byte_p50_us": fb(o, 0.5),
         })
     };
-    serde_json::json!({
+    let added = |o: &Outcome| {
+        serde_json::json!({
+            "p50": q(o, 0.5) - q(d, 0.5), "p90": q(o, 0.9) - q(d, 0.9), "p99": q(o, 0.99) - q(d, 0.99),
+            "first_byte_p50": fb(o, 0.5) - fb(d, 0.5),
+        })
+    };
+    let mut r = serde_json::json!({
         "scenario": scenario, "load": shape,
         "gateway": side(g), "direct": side(d),
-        "added_us": {
-            "p50": q(g, 0.5) - q(d, 0.5), "p90": q(g, 0.9) - q(d, 0.9), "p99": q(g, 0.99) - q(d, 0.99),
-            "first_byte_p50": fb(g, 0.5) - fb(d, 0.5),
-        },
-    })
+        "added_us": added(g),
+    });
+    if let Some(p) = peer {
+        r["peer"] = side(p);
+        r["peer_added_us"] = added(p);
+    }
+    r
 }
 
 fn us(v: &serde_json::Value) -> String {
@@ -311,7 +588,7 @@ fn us(v: &serde_json::Value) -> String {
     }
 }
 
-fn policy_yaml(mock: SocketAddr, failing: SocketAddr) -> String {
+fn policy_yaml(mock: SocketAddr, failing: SocketAddr, extra: &str) -> String {
     format!(
         r#"version: 1
 providers:
@@ -334,16 +611,26 @@ users:
 client_keys:
   - {{name: plain, key: {KEY}}}
   - {{name: tenant, key: {TENANT_KEY}, user: runner, team: bench, limits: {{rpm: 100000000, tpm: 1000000000, concurrency: 1000}}, budgets: {{daily: 1000000}}}}
-"#
+{extra}"#
     )
 }
 
 fn wait_ready(addr: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    wait_ready_path(addr, "/healthz", Duration::from_secs(30))
+}
+
+fn wait_ready_path(
+    addr: SocketAddr,
+    path: &str,
+    wait: Duration,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let deadline = Instant::now() + wait;
     while Instant::now() < deadline {
         if let Ok(mut s) = std::net::TcpStream::connect(addr) {
             use std::io::{Read, Write};
-            let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+            let _ = s.write_all(
+                format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes(),
+            );
             let mut out = String::new();
             let _ = s.read_to_string(&mut out);
             if out.starts_with("HTTP/1.1 200") {
@@ -352,7 +639,7 @@ fn wait_ready(addr: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    Err("the gateway did not become ready".into())
+    Err(format!("{addr}{path} did not become ready").into())
 }
 
 /// utime + stime of a process, in seconds.
