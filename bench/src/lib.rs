@@ -5,3 +5,4 @@
 pub mod fastmock;
 pub mod http;
 pub mod load;
+pub mod plot;
