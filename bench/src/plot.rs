@@ -45,7 +45,14 @@ pub fn latency_svg(path: &std::path::Path, title: &str, series: &[Series]) -> Re
         .configure_mesh()
         .x_desc("percentile")
         .y_desc("latency (ms)")
-        .x_label_formatter(&|x| format!("p{}", format_percentile(1.0 - 10f64.powf(-x))))
+        // Label whole nines only (p90, p99, …); other ticks stay bare.
+        .x_label_formatter(&|x| {
+            if (x - x.round()).abs() > 0.01 || x.round() < 1.0 {
+                String::new()
+            } else {
+                format!("p{}", format_percentile(1.0 - 10f64.powf(-x.round())))
+            }
+        })
         .draw()
         .map_err(|x| e(&x))?;
     let palette = [BLUE, RED, GREEN, MAGENTA, CYAN, BLACK];

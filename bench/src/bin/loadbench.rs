@@ -1,9 +1,12 @@
-//! The end-to-end load harness: starts a fast mock upstream and the
-//! gateway (release binary), then measures every scenario against the
-//! gateway and directly against the mock, interleaved round by round, and
-//! prints a markdown table plus JSON (`bench/results/loadbench.json`).
+//! The end-to-end load harness: starts a fast mock upstream, the gateway
+//! (release binary; once without and once with the classifier) and, when
+//! `LOADBENCH_LITELLM` names it, LiteLLM's proxy as the peer. Measures
+//! every scenario directly against the mock, through the gateway and
+//! through the peer, interleaved round by round; prints a markdown table
+//! and writes `bench/results/loadbench.json` and `latency.svg`.
 //!
-//! cargo build --release -p engine -p bench --bins && ./target/release/loadbench [--quick]
+//! Run it with `bash bench/run.sh [--quick] [--readme]`; `--readme`
+//! rewrites the README's table, `--replot` redraws the SVG from the JSON.
 
 use bench::fastmock::{self, Behaviour};
 use bench::load::{self, Mode, Outcome, RequestMaker, Run};
@@ -92,6 +95,16 @@ impl Drop for Gateway {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let results = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
+    // --replot: redraw the SVG from the last run's JSON.
+    if std::env::args().any(|a| a == "--replot") {
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(results.join("loadbench.json"))?)?;
+        let rows = json["rows"].as_array().cloned().unwrap_or_default();
+        plot(&rows, &results.join("latency.svg"))?;
+        println!("wrote {}", results.join("latency.svg").display());
+        return Ok(());
+    }
     let quick = std::env::args().any(|a| a == "--quick");
     let round = if quick {
         Duration::from_millis(700)
