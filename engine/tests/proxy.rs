@@ -276,7 +276,17 @@ fn metrics_count_requests_attempts_and_latency() {
         assert_eq!(gw.chat(HELLO, &[]).status, 200);
     }
     gw.chat(HELLO, &[("x-mock-status", "500")]);
-    let m = gw.request("GET", "/metrics", &[], b"").text();
+    // A request is counted after its last byte is written, so the client
+    // can read /metrics a moment before the last one lands: wait for it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let m = loop {
+        let m = gw.request("GET", "/metrics", &[], b"").text();
+        let counted = m.contains(r#"switchyard_request_duration_seconds_count{route="chat",model="fast",provider="mock"} 4"#);
+        if counted || std::time::Instant::now() > deadline {
+            break m;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
     assert!(
         m.contains(
             r#"switchyard_requests_total{route="chat",model="fast",provider="mock",status="200"} 3"#
