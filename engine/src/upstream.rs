@@ -1,8 +1,14 @@
 //! Phase 6: one attempt at a provider over a pooled connection.
 //!
-//! Each worker thread owns its own Pingora [`Connector`] (and so its own
-//! connection pool): a connection registered with one thread's runtime is
-//! only ever driven by that runtime.
+//! Each worker thread owns its own Pingora [`Connector`] and keeps its own
+//! idle HTTP/1 connections ([`IdlePool`]): a connection registered with one
+//! thread's runtime is only ever driven by that runtime. Pingora's own pool
+//! parks each idle connection in a watcher task spawned on a *random*
+//! worker (`pingora_runtime::current_handle`), so reusing it means a
+//! cross-thread wake-up and, now and then, losing the connection to a race
+//! ("failed to acquire reusable stream"). Ours keeps no watcher: a
+//! connection the provider closed while idle fails on first use, before
+//! any response, and [`send`] retries it on a fresh one.
 
 use crate::error::GatewayError;
 use bytes::Bytes;
@@ -11,11 +17,14 @@ use pingora::connectors::http::Connector;
 use pingora::connectors::ConnectorOptions;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::http::client::HttpSession;
+use pingora::protocols::http::v1::client::HttpSession as Http1Session;
+use pingora::protocols::Stream;
 use pingora::upstreams::peer::HttpPeer;
+use pingora::upstreams::peer::Peer;
 use pingora::{Error as PingoraError, ErrorType};
 use std::cell::OnceCell;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 static CA_FILE: OnceLock<Option<String>> = OnceLock::new();
 
@@ -26,6 +35,46 @@ pub fn set_ca_file(ca: Option<String>) {
 
 thread_local! {
     static CONNECTOR: OnceCell<Arc<Connector>> = const { OnceCell::new() };
+    static IDLE: IdlePool = IdlePool::default();
+}
+
+/// Idle keep-alive connections by peer, most recently used first out.
+#[derive(Default)]
+struct IdlePool {
+    by_peer: std::cell::RefCell<std::collections::HashMap<u64, Vec<(Stream, Instant)>>>,
+}
+
+/// Idle connections kept per peer and worker.
+const IDLE_PER_PEER: usize = 256;
+
+impl IdlePool {
+    fn take(&self, peer: &HttpPeer) -> Option<HttpSession> {
+        let mut map = self.by_peer.borrow_mut();
+        let idle = map.get_mut(&peer.reuse_hash())?;
+        while let Some((stream, since)) = idle.pop() {
+            if since.elapsed() < POOL_IDLE {
+                return Some(HttpSession::H1(Http1Session::new_with_options(
+                    stream, peer,
+                )));
+            }
+        }
+        None
+    }
+
+    fn put(&self, peer: &HttpPeer, stream: Stream) {
+        let mut map = self.by_peer.borrow_mut();
+        let idle = map.entry(peer.reuse_hash()).or_default();
+        // Oldest first in the list: drop the expired, then make room.
+        let expired = idle
+            .iter()
+            .take_while(|(_, t)| t.elapsed() >= POOL_IDLE)
+            .count();
+        idle.drain(..expired);
+        if idle.len() >= IDLE_PER_PEER {
+            idle.remove(0);
+        }
+        idle.push((stream, Instant::now()));
+    }
 }
 
 fn connector() -> Arc<Connector> {
@@ -69,12 +118,24 @@ impl UpstreamResponse {
 
     /// Return the connection to the pool if the response was read cleanly.
     pub async fn release(mut self) {
-        if self.session.response_done() {
-            self.connector
-                .release_http_session(self.session, &*self.peer, Some(POOL_IDLE))
-                .await;
-        } else {
+        if !self.session.response_done() {
             self.session.shutdown().await;
+            return;
+        }
+        match self.session {
+            HttpSession::H1(mut h1) => {
+                // Keep-alive as the provider's response asked (what
+                // pingora's own release does before reusing).
+                h1.respect_keepalive();
+                if let Some(stream) = h1.reuse().await {
+                    IDLE.with(|p| p.put(&self.peer, stream));
+                }
+            }
+            other => {
+                self.connector
+                    .release_http_session(other, &*self.peer, Some(POOL_IDLE))
+                    .await
+            }
         }
     }
 }
@@ -83,12 +144,16 @@ impl UpstreamResponse {
 pub async fn send(a: &Attempt<'_>) -> Result<UpstreamResponse, GatewayError> {
     let connector = connector();
     // A pooled connection the provider already closed fails before any
-    // response; that is safe to retry on a fresh connection.
-    for _ in 0..3 {
-        let (mut session, reused) = connector
-            .get_http_session(&*a.peer)
-            .await
-            .map_err(|e| classify(a.provider, &e))?;
+    // response; that is safe to retry on the next one. Each turn of the
+    // loop either returns or uses up one pooled connection, so it ends.
+    loop {
+        let (mut session, reused) = match IDLE.with(|p| p.take(&a.peer)) {
+            Some(s) => (s, true),
+            None => connector
+                .get_http_session(&*a.peer)
+                .await
+                .map_err(|e| classify(a.provider, &e))?,
+        };
         match exchange(&mut session, a).await {
             Ok(header) => {
                 return Ok(UpstreamResponse {
@@ -102,10 +167,6 @@ pub async fn send(a: &Attempt<'_>) -> Result<UpstreamResponse, GatewayError> {
             Err(e) => return Err(classify(a.provider, &e)),
         }
     }
-    Err(GatewayError::UpstreamConnect {
-        provider: a.provider.to_string(),
-        reason: "pooled connections kept failing".into(),
-    })
 }
 
 async fn exchange(
