@@ -1,6 +1,7 @@
 //! Key selection, breaker checks and the retry budget, alone and under
 //! contention from several threads (all state is shared and lock-free).
 
+use bench::contended;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use engine::resilience::breaker::{Admission, BreakerConfig, CircuitBreaker};
 use engine::resilience::budget::{BudgetConfig, RetryBudget};
@@ -16,22 +17,6 @@ fn provider_snapshot() -> Snapshot {
     let c = policy::compile_yaml(src, "bench.yaml", &std::collections::HashMap::new())
         .expect("compiles");
     Snapshot::from_bytes(&snapshot::encode(&c.policy, 0).expect("encodes")).expect("valid")
-}
-
-/// Run `op` `iters` times split over `threads` threads; the wall time.
-fn contended(threads: usize, iters: u64, op: impl Fn() + Sync) -> Duration {
-    let per = iters / threads as u64 + 1;
-    let start = Instant::now();
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                for _ in 0..per {
-                    op();
-                }
-            });
-        }
-    });
-    start.elapsed()
 }
 
 fn bench(c: &mut Criterion) {

@@ -2,6 +2,7 @@
 //! status, expiry, source address), a token bucket under contention, a
 //! budget reservation, and the ledger writer's throughput into SQLite.
 
+use bench::contended;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use engine::auth;
 use engine::ledger::sqlite::SqliteSink;
@@ -27,21 +28,6 @@ fn keys_snapshot(n: usize) -> Snapshot {
     let c = policy::compile_yaml(&src, "bench.yaml", &std::collections::HashMap::new())
         .expect("compiles");
     Snapshot::from_bytes(&snapshot::encode(&c.policy, 0).expect("encodes")).expect("valid")
-}
-
-fn contended(threads: usize, iters: u64, op: impl Fn() + Sync) -> Duration {
-    let per = iters / threads as u64 + 1;
-    let start = Instant::now();
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                for _ in 0..per {
-                    op();
-                }
-            });
-        }
-    });
-    start.elapsed()
 }
 
 fn record(i: u64) -> UsageRecord {

@@ -127,3 +127,22 @@ fn read_reply(r: &mut BufReader<TcpStream>) -> std::io::Result<Reply> {
         body,
     })
 }
+
+/// Poll `GET path` on `addr` until it answers 200, for up to `wait`.
+pub fn wait_ready(addr: &str, path: &str, wait: Duration) -> Result<(), String> {
+    let deadline = std::time::Instant::now() + wait;
+    while std::time::Instant::now() < deadline {
+        if let Ok(mut s) = TcpStream::connect(addr) {
+            let _ = s.write_all(
+                format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes(),
+            );
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            if out.starts_with("HTTP/1.1 200") {
+                return Ok(());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(format!("{addr}{path} did not become ready"))
+}

@@ -6,3 +6,20 @@ pub mod fastmock;
 pub mod http;
 pub mod load;
 pub mod plot;
+
+/// Run `op` `iters` times split over `threads` threads; the wall time.
+/// For criterion's `iter_custom`, when every thread hits one shared object.
+pub fn contended(threads: usize, iters: u64, op: impl Fn() + Sync) -> std::time::Duration {
+    let per = iters / threads as u64 + 1;
+    let start = std::time::Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                for _ in 0..per {
+                    op();
+                }
+            });
+        }
+    });
+    start.elapsed()
+}

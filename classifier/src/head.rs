@@ -7,16 +7,9 @@ use crate::error::{ClassifierError, Result};
 use crate::pooling::softmax;
 use serde::{Deserialize, Serialize};
 
-/// The labels the built-in head predicts, in its output order.
-pub const BUILTIN_LABELS: [&str; 7] = [
-    "code",
-    "math",
-    "summarize",
-    "extract",
-    "translate",
-    "creative",
-    "chat",
-];
+/// The labels the built-in head predicts, in its output order: the ones
+/// policies name in label rules.
+pub const BUILTIN_LABELS: [&str; 7] = policy::TASK_LABELS;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LabelHead {

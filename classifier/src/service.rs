@@ -58,6 +58,31 @@ pub struct ServiceStats {
     pub inference_micros: AtomicU64,
 }
 
+type Reply = tokio::sync::oneshot::Receiver<Result<Arc<[f32]>>>;
+
+enum Lookup {
+    Hit(Arc<[f32]>),
+    Queued(Reply),
+}
+
+impl Embedded {
+    fn cached(vector: Arc<[f32]>, start: Instant) -> Embedded {
+        Embedded {
+            vector,
+            cached: true,
+            latency: start.elapsed(),
+        }
+    }
+
+    fn computed(vector: Arc<[f32]>, start: Instant) -> Embedded {
+        Embedded {
+            vector,
+            cached: false,
+            latency: start.elapsed(),
+        }
+    }
+}
+
 struct Job {
     text: String,
     key: u64,
@@ -123,59 +148,37 @@ impl ClassifierService {
         self.cache.len()
     }
 
-    /// The cached vector for `window`, if any; no queueing.
-    pub fn cached(&self, window: &str) -> Option<Arc<[f32]>> {
-        self.cache.get(window_key(window))
-    }
-
     pub async fn embed(&self, window: &str) -> Result<Embedded> {
         let start = Instant::now();
-        let key = window_key(window);
-        if let Some(vector) = self.cache.get(key) {
-            self.stats.cache_hits.fetch_add(1, Relaxed);
-            return Ok(Embedded {
-                vector,
-                cached: true,
-                latency: start.elapsed(),
-            });
-        }
-        self.stats.cache_misses.fetch_add(1, Relaxed);
-        let rx = self.submit(window, key)?;
-        let vector = rx.await.map_err(|_| ClassifierError::Stopped)??;
-        Ok(Embedded {
-            vector,
-            cached: false,
-            latency: start.elapsed(),
-        })
+        let vector = match self.lookup(window)? {
+            Lookup::Hit(v) => return Ok(Embedded::cached(v, start)),
+            Lookup::Queued(rx) => rx.await.map_err(|_| ClassifierError::Stopped)??,
+        };
+        Ok(Embedded::computed(vector, start))
     }
 
     /// For command-line tools and set-up code, not async request paths.
     pub fn embed_blocking(&self, window: &str) -> Result<Embedded> {
         let start = Instant::now();
+        let vector = match self.lookup(window)? {
+            Lookup::Hit(v) => return Ok(Embedded::cached(v, start)),
+            Lookup::Queued(rx) => rx.blocking_recv().map_err(|_| ClassifierError::Stopped)??,
+        };
+        Ok(Embedded::computed(vector, start))
+    }
+
+    /// The cached vector, or a place in the queue for one.
+    fn lookup(&self, window: &str) -> Result<Lookup> {
         let key = window_key(window);
         if let Some(vector) = self.cache.get(key) {
             self.stats.cache_hits.fetch_add(1, Relaxed);
-            return Ok(Embedded {
-                vector,
-                cached: true,
-                latency: start.elapsed(),
-            });
+            return Ok(Lookup::Hit(vector));
         }
         self.stats.cache_misses.fetch_add(1, Relaxed);
-        let rx = self.submit(window, key)?;
-        let vector = rx.blocking_recv().map_err(|_| ClassifierError::Stopped)??;
-        Ok(Embedded {
-            vector,
-            cached: false,
-            latency: start.elapsed(),
-        })
+        self.submit(window, key).map(Lookup::Queued)
     }
 
-    fn submit(
-        &self,
-        window: &str,
-        key: u64,
-    ) -> Result<tokio::sync::oneshot::Receiver<Result<Arc<[f32]>>>> {
+    fn submit(&self, window: &str, key: u64) -> Result<Reply> {
         let (reply, rx) = tokio::sync::oneshot::channel();
         let job = Job {
             text: window.to_string(),

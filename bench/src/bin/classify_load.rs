@@ -66,7 +66,7 @@ fn run(
     clients: usize,
     kind: &str,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    wait_ready(addr)?;
+    bench::http::wait_ready(addr, "/healthz", Duration::from_secs(30))?;
     let texts: Vec<String> = (0..prompts * 2).map(|i| prompt(i, kind)).collect();
     let pieces = word_pieces(&texts)?;
     let windows: Vec<String> = texts
@@ -230,21 +230,4 @@ fn policy_yaml(base_url: &str) -> String {
     format!(
         "version: 1\nproviders:\n  mock:\n    kind: openai\n    base_url: {base_url}\n    keys: [{{key: mock-key}}]\nmodels:\n  fast: {{targets: [{{provider: mock, model: m-fast}}]}}\n  coder: {{targets: [{{provider: mock, model: m-code}}]}}\n  general: {{targets: [{{provider: mock, model: m-general}}]}}\nclassifier:\n  timeout_ms: 1000\n  cache_entries: 100000\nrouters:\n  auto:\n    rules:\n      - {{when: {{label: code}}, to: coder}}\n    default: general\nclient_keys:\n  - {{name: load, key: {KEY}}}\n"
     )
-}
-
-fn wait_ready(addr: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Ok(mut s) = std::net::TcpStream::connect(addr) {
-            use std::io::{Read, Write};
-            let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
-            let mut out = String::new();
-            let _ = s.read_to_string(&mut out);
-            if out.starts_with("HTTP/1.1 200") {
-                return Ok(());
-            }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Err("the gateway did not become ready".into())
 }

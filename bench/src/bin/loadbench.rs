@@ -12,7 +12,7 @@ use bench::fastmock::{self, Behaviour};
 use bench::load::{self, Mode, Outcome, RequestMaker, Run};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const KEY: &str = "sk-sy-loadbench-key-0001";
 const TENANT_KEY: &str = "sk-sy-loadbench-tenant-02";
@@ -155,11 +155,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     resources.insert(
         "without_classifier".into(),
-        serde_json::json!({
-            "cpu_seconds_per_1000": cpu / (requests.max(1) as f64 / 1000.0),
-            "rss_rest_mb": rss_rest as f64 / 1024.0,
-            "rss_peak_mb": rss_kb(gw.pid(), "VmHWM") as f64 / 1024.0,
-        }),
+        resource_figures(&gw, cpu, requests, rss_rest),
     );
     drop(gw);
 
@@ -177,11 +173,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         resources.insert(
             "with_classifier".into(),
-            serde_json::json!({
-                "cpu_seconds_per_1000": cpu / (requests.max(1) as f64 / 1000.0),
-                "rss_rest_mb": rss_rest as f64 / 1024.0,
-                "rss_peak_mb": rss_kb(gw.pid(), "VmHWM") as f64 / 1024.0,
-            }),
+            resource_figures(&gw, cpu, requests, rss_rest),
         );
     } else {
         eprintln!(
@@ -643,31 +635,21 @@ client_keys:
     )
 }
 
-fn wait_ready(addr: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
+fn wait_ready(addr: SocketAddr) -> Result<(), String> {
     wait_ready_path(addr, "/healthz", Duration::from_secs(30))
 }
 
-fn wait_ready_path(
-    addr: SocketAddr,
-    path: &str,
-    wait: Duration,
-) -> Result<(), Box<dyn std::error::Error>> {
-    let deadline = Instant::now() + wait;
-    while Instant::now() < deadline {
-        if let Ok(mut s) = std::net::TcpStream::connect(addr) {
-            use std::io::{Read, Write};
-            let _ = s.write_all(
-                format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes(),
-            );
-            let mut out = String::new();
-            let _ = s.read_to_string(&mut out);
-            if out.starts_with("HTTP/1.1 200") {
-                return Ok(());
-            }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Err(format!("{addr}{path} did not become ready").into())
+fn wait_ready_path(addr: SocketAddr, path: &str, wait: Duration) -> Result<(), String> {
+    bench::http::wait_ready(&addr.to_string(), path, wait)
+}
+
+/// CPU per 1 000 requests and memory of one gateway's scenarios.
+fn resource_figures(gw: &Gateway, cpu: f64, requests: u64, rss_rest_kb: u64) -> serde_json::Value {
+    serde_json::json!({
+        "cpu_seconds_per_1000": cpu / (requests.max(1) as f64 / 1000.0),
+        "rss_rest_mb": rss_rest_kb as f64 / 1024.0,
+        "rss_peak_mb": rss_kb(gw.pid(), "VmHWM") as f64 / 1024.0,
+    })
 }
 
 /// utime + stime of a process, in seconds.

@@ -4,9 +4,9 @@
 
 use rkyv::{Archive, Deserialize, Serialize};
 
-/// The classifier's built-in labels, in the order its head predicts them.
-/// (The classifier crate owns the head; the engine's tests check the two
-/// lists agree.)
+/// The classifier's built-in labels, in the order its head predicts them
+/// (`classifier::BUILTIN_LABELS` is this list; the committed head is
+/// checked against it).
 pub const TASK_LABELS: [&str; 7] = [
     "code",
     "math",
