@@ -10,7 +10,6 @@ use engine::resilience::keypool::KeyPool;
 use policy::{snapshot, Snapshot};
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 fn provider_snapshot() -> Snapshot {
     let src = "version: 1\nproviders:\n  p:\n    kind: openai\n    base_url: http://127.0.0.1:1/v1\n    keys: [{key: a}, {key: b}, {key: c}, {key: d}, {key: e, tier: 1}]\n";
