@@ -56,55 +56,103 @@ pub fn facts(messages: Option<&RawValue>, system: Option<&RawValue>) -> PromptFa
     let mut images = 0u64;
     if let Some(system) = system {
         if let Ok(content) = serde_json::from_str::<Content<'_>>(system.get()) {
-            let text = flatten(&content, &mut images);
-            chars += text.chars().count();
-            out.system = text;
+            let mut text = Joined::default();
+            walk(&content, &mut images, &mut text);
+            chars += text.0.chars().count();
+            out.system = text.0;
         }
     }
     let list: Vec<Message<'_>> = messages
         .and_then(|m| serde_json::from_str(m.get()).ok())
         .unwrap_or_default();
+    // The history is only counted; only the system prompt and the last
+    // user turn are copied out.
+    let mut last_user = None;
     for m in &list {
         let Some(content) = &m.content else { continue };
-        let text = flatten(content, &mut images);
-        chars += text.chars().count();
         match m.role.as_deref() {
             Some("system" | "developer") => {
+                let mut text = Joined::default();
+                walk(content, &mut images, &mut text);
+                chars += text.0.chars().count();
                 if !out.system.is_empty() {
                     out.system.push('\n');
                 }
-                out.system.push_str(&text);
+                out.system.push_str(&text.0);
             }
-            Some("user") => out.last_user = text,
-            _ => {}
+            role => {
+                let mut counted = Counted::default();
+                walk(content, &mut images, &mut counted);
+                chars += counted.chars;
+                if role == Some("user") {
+                    last_user = Some(content);
+                }
+            }
         }
+    }
+    if let Some(content) = last_user {
+        let mut text = Joined::default();
+        walk(content, &mut 0, &mut text);
+        out.last_user = text.0;
     }
     out.has_image = images > 0;
     out.input_tokens = (chars as u64).div_ceil(4) + images * IMAGE_TOKENS;
     out
 }
 
-fn flatten(content: &Content<'_>, images: &mut u64) -> String {
+/// Where [`walk`] puts the text pieces of a message: joined with newlines,
+/// or only counted.
+trait Pieces {
+    fn piece(&mut self, text: &str);
+}
+
+#[derive(Default)]
+struct Joined(String);
+
+impl Pieces for Joined {
+    fn piece(&mut self, text: &str) {
+        if !text.is_empty() {
+            if !self.0.is_empty() {
+                self.0.push('\n');
+            }
+            self.0.push_str(text);
+        }
+    }
+}
+
+/// The characters [`Joined`] would hold, without building it.
+#[derive(Default)]
+struct Counted {
+    chars: usize,
+}
+
+impl Pieces for Counted {
+    fn piece(&mut self, text: &str) {
+        if !text.is_empty() {
+            if self.chars > 0 {
+                self.chars += 1;
+            }
+            self.chars += text.chars().count();
+        }
+    }
+}
+
+fn walk(content: &Content<'_>, images: &mut u64, out: &mut impl Pieces) {
     match content {
-        Content::Text(t) => t.to_string(),
-        Content::Other(_) => String::new(),
+        Content::Text(t) => out.piece(t),
+        Content::Other(_) => {}
         Content::Parts(parts) => {
-            let mut out = String::new();
             for p in parts {
                 if let Some("image_url" | "input_image" | "image") = p.kind.as_deref() {
                     *images += 1;
                 }
-                let nested = p.content.as_deref().map(|c| flatten(c, images));
-                for t in p.text.as_deref().into_iter().chain(nested.as_deref()) {
-                    if !t.is_empty() {
-                        if !out.is_empty() {
-                            out.push('\n');
-                        }
-                        out.push_str(t);
-                    }
+                if let Some(t) = p.text.as_deref() {
+                    out.piece(t);
+                }
+                if let Some(nested) = p.content.as_deref() {
+                    walk(nested, images, out);
                 }
             }
-            out
         }
     }
 }
