@@ -2,8 +2,18 @@
 //! (io_uring where the kernel allows, else epoll) driving its share of the
 //! keep-alive connections. Closed loop (each connection sends as soon as
 //! its previous answer ends) or open loop at a fixed rate with
-//! coordinated-omission correction: latency is measured from when a
-//! request was *due*, not when a backed-up connection got round to it.
+//! coordinated-omission correction: a request that is due while its
+//! connection still waits on the previous answer is measured from when it
+//! was *due*, not from when the backed-up connection got round to it.
+//!
+//! A request whose connection was idle is measured from when it was sent:
+//! monoio's timers tick in whole milliseconds, so a sleeping connection
+//! wakes up to 1 ms after its due time, and charging that to the server
+//! would bury a 100 µs difference under the generator's own lateness.
+//!
+//! Open-loop runs stop at their deadline even when the server fell behind;
+//! the requests that were due but never sent are counted as `unsent`, so a
+//! saturated server shows as such instead of stretching the run.
 
 use hdrhistogram::Histogram;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
@@ -36,6 +46,9 @@ pub struct Outcome {
     pub first_byte: Histogram<u64>,
     pub ok: u64,
     pub errors: u64,
+    /// Open loop: requests due before the deadline that were never sent
+    /// because the server had not answered the previous ones.
+    pub unsent: u64,
     pub elapsed: Duration,
 }
 
@@ -53,6 +66,7 @@ impl Outcome {
         let _ = self.first_byte.add(&other.first_byte);
         self.ok += other.ok;
         self.errors += other.errors;
+        self.unsent += other.unsent;
         self.elapsed += other.elapsed;
     }
 
@@ -62,6 +76,7 @@ impl Outcome {
             first_byte: histogram(),
             ok: 0,
             errors: 0,
+            unsent: 0,
             elapsed: Duration::ZERO,
         }
     }
@@ -70,11 +85,19 @@ impl Outcome {
         self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
 
+    /// Whether an open-loop run left more than 1% of its requests unsent:
+    /// the server could not keep the rate, and its latencies are those of
+    /// a queue that kept growing.
+    pub fn saturated(&self) -> bool {
+        self.unsent * 100 > self.ok + self.errors + self.unsent
+    }
+
     fn merge(&mut self, other: Outcome) {
         let _ = self.latency.add(&other.latency);
         let _ = self.first_byte.add(&other.first_byte);
         self.ok += other.ok;
         self.errors += other.errors;
+        self.unsent += other.unsent;
         self.elapsed = self.elapsed.max(other.elapsed);
     }
 }
@@ -205,17 +228,35 @@ impl Connection {
         let mut due = self.start;
         while self.budget.get() > 0 {
             self.budget.set(self.budget.get() - 1);
-            if self.interval.is_some() {
-                sleep_until(due).await;
-            }
-            // Open loop: measured from when the request was due.
-            let sent_at = match self.interval {
-                Some(_) => due,
-                None => Instant::now(),
-            };
-            if sent_at >= self.deadline {
+            if due >= self.deadline {
                 break;
             }
+            let sent_at = match self.interval {
+                Some(interval) => {
+                    let now = Instant::now();
+                    if now >= self.deadline {
+                        // Fell behind: what was still due is not sent.
+                        let behind = (self.deadline - due).as_secs_f64();
+                        out.unsent += (behind / interval.as_secs_f64()).ceil() as u64;
+                        break;
+                    }
+                    if now > due {
+                        // Still busy with the previous answer when this one
+                        // was due: the server's delay, measured from `due`.
+                        due
+                    } else {
+                        sleep_until(due).await;
+                        Instant::now()
+                    }
+                }
+                None => {
+                    let now = Instant::now();
+                    if now >= self.deadline {
+                        break;
+                    }
+                    now
+                }
+            };
             if conn.is_none() {
                 match TcpStream::connect_addr(self.addr).await {
                     Ok(s) => {

@@ -7,6 +7,8 @@
 //!
 //! Run it with `bash bench/run.sh [--quick] [--readme]`; `--readme`
 //! rewrites the README's table, `--replot` redraws the SVG from the JSON.
+//! `--only TEXT` runs just the cells whose "scenario / load" contains TEXT
+//! and writes nothing (for profiling one cell: `perf record -p <gateway>`).
 
 use bench::fastmock::{self, Behaviour};
 use bench::load::{self, Mode, Outcome, RequestMaker, Run};
@@ -106,12 +108,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     }
     let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .map(|i| args.get(i + 1).cloned().unwrap_or_default());
     let round = if quick {
         Duration::from_millis(700)
     } else {
         Duration::from_secs(2)
     };
-    let rounds = 2;
+    let plan = Plan {
+        round,
+        rounds: 2,
+        only,
+    };
     let models = std::env::var("SWITCHYARD_MODEL_DIR").unwrap_or_else(|_| ".cache/models".into());
     let with_classifier = std::path::Path::new(&models)
         .join("minilm/model.onnx")
@@ -139,18 +150,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             None
         }
     };
-    let peer_addr = peer.as_ref().map(|p| p.addr);
+    let peer_side = peer.as_ref().map(|p| (p.addr, p.child.id()));
 
     // The gateway without the classifier: every scenario but routing.
     let gw = Gateway::start("plain", &policy_yaml(mock, failing, ""), &models)?;
     let rss_rest = rss_kb(gw.pid(), "VmRSS");
     let (cpu, requests) = measure(
         &gw,
-        &plain_scenarios(gw.addr, mock, peer_addr),
+        &plain_scenarios(gw.addr, mock, peer_side.map(|p| p.0)),
         mock,
-        peer_addr,
-        round,
-        rounds,
+        peer_side,
+        &plan,
         &mut rows,
     );
     resources.insert(
@@ -167,8 +177,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             &routed_scenarios(gw.addr, mock),
             mock,
             None,
-            round,
-            rounds,
+            &plan,
             &mut rows,
         );
         resources.insert(
@@ -191,9 +200,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     drop(peer);
     print_table(&rows, &resources);
+    if plan.only.is_some() {
+        return Ok(());
+    }
     let json = serde_json::json!({
         "machine": machine(),
-        "round_seconds": round.as_secs_f64(), "rounds": rounds,
+        "round_seconds": round.as_secs_f64(), "rounds": plan.rounds,
         "rows": rows,
         "resources": resources,
     });
@@ -449,31 +461,43 @@ fn routed_scenarios(gw: SocketAddr, mock: SocketAddr) -> Vec<Scenario> {
     ]
 }
 
+/// How long each side runs, and which cells.
+struct Plan {
+    round: Duration,
+    rounds: usize,
+    /// Only the cells whose "scenario / load" contains this.
+    only: Option<String>,
+}
+
 /// Runs `scenarios`, appending rows; returns the gateway's CPU seconds and
 /// request count over them.
 fn measure(
     gw: &Gateway,
     scenarios: &[Scenario],
     mock: SocketAddr,
-    peer: Option<SocketAddr>,
-    round: Duration,
-    rounds: usize,
+    peer: Option<(SocketAddr, u32)>,
+    plan: &Plan,
     rows: &mut Vec<serde_json::Value>,
 ) -> (f64, u64) {
     let mut cpu = 0.0;
     let mut requests = 0;
     for s in scenarios {
         for (shape, mode) in &s.shapes {
-            let mut sides = vec![(mock, &s.direct), (gw.addr, &s.gateway)];
+            if let Some(only) = &plan.only {
+                if !format!("{} / {shape}", s.name).contains(only.as_str()) {
+                    continue;
+                }
+            }
+            let mut sides = vec![(mock, &s.direct, None), (gw.addr, &s.gateway, None)];
             let with_peer = match (peer, &s.peer) {
-                (Some(addr), Some(req)) if PEER_SHAPES.contains(shape) => {
-                    sides.push((addr, req));
+                (Some((addr, pid)), Some(req)) if PEER_SHAPES.contains(shape) => {
+                    sides.push((addr, req, Some(pid)));
                     true
                 }
                 _ => false,
             };
             let before = cpu_seconds(gw.pid());
-            let out = interleaved(&sides, *mode, round, rounds);
+            let out = interleaved(&sides, *mode, plan.round, plan.rounds);
             cpu += cpu_seconds(gw.pid()) - before;
             requests += out[1].ok + out[1].errors;
             rows.push(row(
@@ -497,50 +521,88 @@ const PEER_SHAPES: [&str; 4] = [
 ];
 
 fn print_table(rows: &[serde_json::Value], resources: &serde_json::Map<String, serde_json::Value>) {
-    println!("\n| scenario | load | gateway req/s | direct req/s | added p50 | added p90 | added p99 | added TTFB p50 | errors | LiteLLM req/s | LiteLLM added p50 | LiteLLM added p99 |");
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "\n{}\n{}",
+        markdown_table(rows, true),
+        resource_lines(resources)
+    );
+}
+
+/// The results as a markdown table; `absolute` adds the direct and
+/// gateway p50 columns.
+fn markdown_table(rows: &[serde_json::Value], absolute: bool) -> String {
+    let (head, rule) = if absolute {
+        (" direct p50 | gateway p50 |", "---:|---:|")
+    } else {
+        ("", "")
+    };
+    let mut out = format!(
+        "| scenario | load | gateway req/s | direct req/s |{head} added p50 | added p90 | added p99 | added first byte p50 | errors | LiteLLM req/s | LiteLLM added p50 | LiteLLM added p99 |\n|---|---|---:|---:|{rule}---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    );
     for r in rows {
-        println!(
-            "| {} | {} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            r["scenario"].as_str().unwrap_or(""),
-            r["load"].as_str().unwrap_or(""),
-            r["gateway"]["rps"].as_f64().unwrap_or(0.0),
-            r["direct"]["rps"].as_f64().unwrap_or(0.0),
-            us(&r["added_us"]["p50"]),
-            us(&r["added_us"]["p90"]),
-            us(&r["added_us"]["p99"]),
-            us(&r["added_us"]["first_byte_p50"]),
-            r["gateway"]["errors"],
-            r["peer"]["rps"]
+        let rps = |side: &str| {
+            r[side]["rps"]
                 .as_f64()
-                .map_or("-".into(), |v| format!("{v:.0}")),
-            r.get("peer_added_us").map_or("-".into(), |a| us(&a["p50"])),
-            r.get("peer_added_us").map_or("-".into(), |a| us(&a["p99"])),
-        );
+                .map_or("-".into(), |v| format!("{v:.0}"))
+        };
+        // A side that could not keep an open-loop rate has no overhead to
+        // speak of: its latency is that of a growing queue.
+        let added = |side: &str, key: &str, q: &str| {
+            if r[side]["saturated"].as_bool() == Some(true) {
+                "saturated".to_string()
+            } else {
+                r.get(key).map_or("-".into(), |a| us(&a[q]))
+            }
+        };
+        let mut cells = vec![
+            r["scenario"].as_str().unwrap_or("").to_string(),
+            r["load"].as_str().unwrap_or("").to_string(),
+            rps("gateway"),
+            rps("direct"),
+        ];
+        if absolute {
+            cells.push(us(&r["direct"]["p50_us"]));
+            cells.push(us(&r["gateway"]["p50_us"]));
+        }
+        for q in ["p50", "p90", "p99", "first_byte_p50"] {
+            cells.push(added("gateway", "added_us", q));
+        }
+        cells.push(r["gateway"]["errors"].to_string());
+        cells.push(rps("peer"));
+        cells.push(added("peer", "peer_added_us", "p50"));
+        cells.push(added("peer", "peer_added_us", "p99"));
+        out.push_str(&format!("| {} |\n", cells.join(" | ")));
     }
+    out
+}
+
+/// CPU and memory, one line per process measured.
+fn resource_lines(resources: &serde_json::Map<String, serde_json::Value>) -> String {
+    let mut out = String::new();
     for (name, r) in resources {
         if name == "litellm" {
-            println!(
-                "\nLiteLLM {} (peer): RSS peak {:.1} MB",
+            out.push_str(&format!(
+                "- LiteLLM {} (peer, one worker): peak RSS {:.0} MB.\n",
                 r["version"].as_str().unwrap_or("?"),
                 r["rss_peak_mb"].as_f64().unwrap_or(0.0)
-            );
-            continue;
+            ));
+        } else {
+            out.push_str(&format!(
+                "- Switchyard {}: {:.3} CPU-seconds per 1 000 requests; RSS {:.0} MB at rest, {:.0} MB peak under load.\n",
+                name.replace('_', " "),
+                r["cpu_seconds_per_1000"].as_f64().unwrap_or(0.0),
+                r["rss_rest_mb"].as_f64().unwrap_or(0.0),
+                r["rss_peak_mb"].as_f64().unwrap_or(0.0)
+            ));
         }
-        println!(
-            "\ngateway {}: {:.3} CPU-seconds per 1000 requests; RSS at rest {:.1} MB, peak under load {:.1} MB",
-            name.replace('_', " "),
-            r["cpu_seconds_per_1000"].as_f64().unwrap_or(0.0),
-            r["rss_rest_mb"].as_f64().unwrap_or(0.0),
-            r["rss_peak_mb"].as_f64().unwrap_or(0.0),
-        );
     }
+    out
 }
 
 /// Direct, gateway (and peer) runs alternating, `rounds` each, merged per
 /// side, in the order given.
 fn interleaved(
-    sides: &[(SocketAddr, &RequestMaker)],
+    sides: &[(SocketAddr, &RequestMaker, Option<u32>)],
     mode: Mode,
     round: Duration,
     rounds: usize,
@@ -553,8 +615,11 @@ fn interleaved(
     };
     let mut acc: Vec<Outcome> = sides.iter().map(|_| Outcome::default()).collect();
     for _ in 0..rounds {
-        for (i, (addr, req)) in sides.iter().enumerate() {
+        for (i, (addr, req, settle)) in sides.iter().enumerate() {
             acc[i].absorb(load::drive(*addr, req, &run));
+            if let Some(pid) = settle {
+                wait_idle(*pid);
+            }
         }
     }
     acc
@@ -576,6 +641,7 @@ fn row(
             .collect();
         serde_json::json!({
             "rps": o.throughput().round(), "ok": o.ok, "errors": o.errors,
+            "unsent": o.unsent, "saturated": o.saturated(),
             "p50_us": q(o, 0.5), "p90_us": q(o, 0.9), "p99_us": q(o, 0.99),
             "first_byte_p50_us": fb(o, 0.5),
             "curve_ms": curve,
@@ -650,6 +716,23 @@ fn resource_figures(gw: &Gateway, cpu: f64, requests: u64, rss_rest_kb: u64) -> 
         "rss_rest_mb": rss_rest_kb as f64 / 1024.0,
         "rss_peak_mb": rss_kb(gw.pid(), "VmHWM") as f64 / 1024.0,
     })
+}
+
+/// Waits (at most 10 s) until process `pid` has gone quiet: a slow peer
+/// still working through requests its client gave up on would otherwise
+/// take CPU from the next side's round.
+fn wait_idle(pid: u32) {
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    let mut last = cpu_seconds(pid);
+    while std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = cpu_seconds(pid);
+        // At most one clock tick (10 ms) over the last 100 ms.
+        if now - last < 0.015 {
+            return;
+        }
+        last = now;
+    }
 }
 
 /// utime + stime of a process, in seconds.
@@ -753,42 +836,11 @@ fn report_markdown(json: &serde_json::Value, round: Duration) -> String {
         json["rounds"],
         round.as_secs_f64()
     );
-    out.push_str("| scenario | load | gateway req/s | direct req/s | added p50 | added p90 | added p99 | added first byte p50 | LiteLLM req/s | LiteLLM added p50 | LiteLLM added p99 |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-    for r in json["rows"].as_array().into_iter().flatten() {
-        out.push_str(&format!(
-            "| {} | {} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} |\n",
-            r["scenario"].as_str().unwrap_or(""),
-            r["load"].as_str().unwrap_or(""),
-            r["gateway"]["rps"].as_f64().unwrap_or(0.0),
-            r["direct"]["rps"].as_f64().unwrap_or(0.0),
-            us(&r["added_us"]["p50"]),
-            us(&r["added_us"]["p90"]),
-            us(&r["added_us"]["p99"]),
-            us(&r["added_us"]["first_byte_p50"]),
-            r["peer"]["rps"]
-                .as_f64()
-                .map_or("-".into(), |v| format!("{v:.0}")),
-            r.get("peer_added_us").map_or("-".into(), |a| us(&a["p50"])),
-            r.get("peer_added_us").map_or("-".into(), |a| us(&a["p99"])),
-        ));
-    }
+    let rows = json["rows"].as_array().cloned().unwrap_or_default();
+    out.push_str(&markdown_table(&rows, false));
     out.push('\n');
-    for (name, r) in json["resources"].as_object().into_iter().flatten() {
-        if name == "litellm" {
-            out.push_str(&format!(
-                "- LiteLLM {} (peer, one worker): peak RSS {:.0} MB.\n",
-                r["version"].as_str().unwrap_or("?"),
-                r["rss_peak_mb"].as_f64().unwrap_or(0.0)
-            ));
-        } else {
-            out.push_str(&format!(
-                "- Switchyard {}: {:.3} CPU-seconds per 1 000 requests; RSS {:.0} MB at rest, {:.0} MB peak under load.\n",
-                name.replace('_', " "),
-                r["cpu_seconds_per_1000"].as_f64().unwrap_or(0.0),
-                r["rss_rest_mb"].as_f64().unwrap_or(0.0),
-                r["rss_peak_mb"].as_f64().unwrap_or(0.0)
-            ));
-        }
+    if let Some(resources) = json["resources"].as_object() {
+        out.push_str(&resource_lines(resources));
     }
     out.push_str("\n![Latency by percentile](bench/results/latency.svg)\n");
     out
