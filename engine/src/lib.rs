@@ -13,6 +13,7 @@ pub mod failover;
 pub mod headers;
 pub mod ledger;
 pub mod limits;
+pub mod listen;
 pub mod meter;
 pub mod metrics;
 pub mod pipeline;

@@ -315,7 +315,8 @@ async fn next_chunk(
     deadline: Instant,
 ) -> Result<Option<Bytes>, String> {
     let wait = idle.min(deadline.saturating_duration_since(Instant::now()));
-    match tokio::time::timeout(wait, c.response.read_body()).await {
+    // Pingora's lazy timer: a chunk that is already buffered arms none.
+    match pingora_timeout::timeout(wait, c.response.read_body()).await {
         Ok(Ok(chunk)) => Ok(chunk),
         Ok(Err(e)) => Err(e.etype().as_str().to_string()),
         Err(_) if Instant::now() >= deadline => {

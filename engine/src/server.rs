@@ -1,10 +1,12 @@
 //! Start-up: load the policy, build the runtime state, start Pingora with
-//! one single-threaded runtime per worker (no work stealing).
+//! one single-threaded runtime per worker, each its own service with its
+//! own accept loop ([`crate::listen`]).
 
 use crate::app::Gateway;
 use crate::classify::ClassifierSlot;
 use crate::ledger::sqlite::SqliteSink;
 use crate::ledger::{self, LedgerError, UsageLedger};
+use crate::listen::{self, WorkerService};
 use crate::metrics::Metrics;
 use crate::reload::{self, PolicyStore};
 use crate::resilience::budget::BudgetConfig;
@@ -14,7 +16,6 @@ use crate::tenants::TenantRegistry;
 use crate::{tls_roots, upstream};
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server};
-use pingora::services::listening::Service;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,8 +74,7 @@ pub fn run(opts: ServeOptions) -> Result<(), StartError> {
         });
     let ca = tls_roots::ca_file(listener.upstream_ca.as_str()).map_err(StartError::Tls)?;
     upstream::set_ca_file(ca);
-    // Fail with a clear message now rather than a panic inside Pingora.
-    std::net::TcpListener::bind(&listen).map_err(|source| StartError::Listen {
+    let sockets = listen::bind(&listen, threads).map_err(|source| StartError::Listen {
         addr: listen.clone(),
         source,
     })?;
@@ -140,16 +140,16 @@ pub fn run(opts: ServeOptions) -> Result<(), StartError> {
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let gateway = Gateway {
+    let gateway = Arc::new(Gateway {
         store,
         metrics,
         ledger: ledger.clone(),
         ledger_path,
         classifier,
-    };
-    let mut service = Service::new("switchyard".to_string(), gateway);
-    service.add_tcp(&listen);
-    server.add_service(service);
+    });
+    for worker in WorkerService::for_sockets(sockets, &gateway) {
+        server.add_service(worker);
+    }
     tracing::info!(%listen, threads, "switchyard listening");
     server.run(RunArgs::default());
     // Every service has stopped: commit what is still queued.

@@ -112,7 +112,10 @@ pub async fn execute<'a>(
 ) -> AttemptEnd<'a> {
     let started = Instant::now();
     let provider = prepared.provider.name.as_str();
-    let outcome = tokio::time::timeout(first_byte, async {
+    // Pingora's timer: registered only if the answer is not already there,
+    // on the worker's own wheel, without waking the runtime's driver (a
+    // Tokio timer costs an eventfd write and an extra poll per request).
+    let outcome = pingora_timeout::timeout(first_byte, async {
         let mut response = upstream::send(&request).await?;
         if response.header.status.is_success() {
             let first = response.read_body().await.map_err(|e| {

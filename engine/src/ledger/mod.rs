@@ -21,7 +21,7 @@ pub mod sqlite;
 
 use crate::meter::record::UsageRecord;
 use arc_swap::ArcSwapOption;
-use crossbeam_channel::{bounded, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError, TrySendError};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -29,6 +29,34 @@ use std::time::{Duration, Instant};
 
 /// Most records written in one transaction.
 const MAX_BATCH: usize = 4096;
+
+/// How often the writer drains the queue while it gathers a batch.
+const GATHER_TICK: Duration = Duration::from_millis(10);
+
+/// Adds queued records to `batch` until `deadline` or [`MAX_BATCH`];
+/// returns whether every sender is gone.
+///
+/// It sleeps and drains by [`GATHER_TICK`] rather than blocking in
+/// `recv`: a writer blocked in `recv` is woken by every record, a
+/// cross-thread wake-up (and a CPU taken from the workers) per request.
+/// Ticking wakes it at most every 10 ms, and the bounded queue holds what
+/// arrives in between (65 536 by default, 6.5 M req/s for one tick).
+fn gather(rx: &Receiver<UsageRecord>, batch: &mut Vec<UsageRecord>, deadline: Instant) -> bool {
+    loop {
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => return true,
+            }
+        }
+        let now = Instant::now();
+        if batch.len() >= MAX_BATCH || now >= deadline {
+            return false;
+        }
+        std::thread::sleep(GATHER_TICK.min(deadline - now));
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -92,18 +120,7 @@ impl UsageLedger {
                         Ok(r) => batch.push(r),
                         Err(_) => return,
                     }
-                    let deadline = Instant::now() + flush_interval;
-                    let mut closed = false;
-                    while batch.len() < MAX_BATCH {
-                        match rx.recv_deadline(deadline) {
-                            Ok(r) => batch.push(r),
-                            Err(RecvTimeoutError::Timeout) => break,
-                            Err(RecvTimeoutError::Disconnected) => {
-                                closed = true;
-                                break;
-                            }
-                        }
-                    }
+                    let closed = gather(&rx, &mut batch, Instant::now() + flush_interval);
                     s.queued.fetch_sub(batch.len() as u64, Ordering::Relaxed);
                     commit(sink.as_mut(), &batch, &s);
                     batch.clear();

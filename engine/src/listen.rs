@@ -1,0 +1,200 @@
+//! The listening side: one accept loop per worker thread, each serving the
+//! connections it accepts on its own single-threaded runtime.
+//!
+//! Pingora's listening service runs one accept loop and spawns every
+//! connection on a *random* worker (`pingora_runtime::current_handle`),
+//! but the socket stays registered with the reactor of the thread that
+//! accepted it. About half the connections then pay a cross-thread wake
+//! per request: the accepting thread's reactor sees the bytes arrive and
+//! must wake the worker that owns the task (an eventfd write, a second
+//! thread woken). Here each worker is its own Pingora service with one
+//! thread, polling its own duplicate of the listening socket, so a
+//! connection lives on exactly one thread from accept to close: the
+//! thread-per-core, shared-nothing shape the rest of the engine assumes.
+//!
+//! Each worker has its own listening socket on the same address
+//! (`SO_REUSEPORT`): the kernel spreads new connections over the workers
+//! by a hash of their addresses, evenly, without waking every worker for
+//! every connection. (One socket shared by all workers lets whichever
+//! wakes first take a whole burst of connections: 64 connections opened
+//! at once ended up lopsided enough to cost a fifth of the throughput.)
+
+use crate::app::Gateway;
+use async_trait::async_trait;
+use pingora::apps::ServerApp;
+use pingora::protocols::l4::listener::Listener;
+use pingora::server::ListenFds;
+use pingora::server::ShutdownWatch;
+use pingora::services::Service;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Connections waiting to be accepted, per listening socket.
+const BACKLOG: i32 = 4096;
+
+/// Binds one listening socket per worker, all on the same address:
+/// non-blocking, `SO_REUSEADDR` (a restart does not wait out TIME_WAIT),
+/// `SO_REUSEPORT`, a deep backlog. Registered with no runtime yet; each
+/// worker registers its own.
+pub fn bind(addr: &str, workers: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
+    use std::net::ToSocketAddrs;
+    let mut last = None;
+    for a in addr.to_socket_addrs()? {
+        match bind_one(a) {
+            Ok(first) => {
+                // Port 0 picks a port for the first socket; the others
+                // join that one.
+                let actual = first.local_addr()?;
+                let mut all = vec![first];
+                for _ in 1..workers.max(1) {
+                    all.push(bind_one(actual)?);
+                }
+                return Ok(all);
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to listen on")
+    }))
+}
+
+fn bind_one(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
+/// One worker: one thread, one runtime, one accept loop.
+pub struct WorkerService {
+    name: String,
+    gateway: Arc<Gateway>,
+    socket: Option<std::net::TcpListener>,
+}
+
+impl WorkerService {
+    /// One worker per listening socket.
+    pub fn for_sockets(
+        sockets: Vec<std::net::TcpListener>,
+        gateway: &Arc<Gateway>,
+    ) -> Vec<WorkerService> {
+        sockets
+            .into_iter()
+            .enumerate()
+            .map(|(i, socket)| WorkerService {
+                name: format!("switchyard-w{i}"),
+                gateway: gateway.clone(),
+                socket: Some(socket),
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Service for WorkerService {
+    async fn start_service(
+        &mut self,
+        _fds: Option<ListenFds>,
+        mut shutdown: ShutdownWatch,
+        _listeners_per_fd: usize,
+    ) {
+        let Some(socket) = self.socket.take() else {
+            return;
+        };
+        let listener = match tokio::net::TcpListener::from_std(socket) {
+            Ok(l) => Listener::from(l),
+            Err(e) => {
+                tracing::error!(worker = %self.name, error = %e, "cannot poll the listening socket");
+                return;
+            }
+        };
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                changed = shutdown.changed() => match changed {
+                    // The first change may be the initial value.
+                    Ok(()) if !*shutdown.borrow() => continue,
+                    _ => break,
+                },
+            };
+            match accepted {
+                Ok(mut stream) => {
+                    if let Err(e) = stream.set_nodelay() {
+                        tracing::debug!(error = %e, "TCP_NODELAY not set");
+                    }
+                    let gateway = self.gateway.clone();
+                    let shutdown = shutdown.clone();
+                    // This worker's runtime has one thread: the connection
+                    // stays here.
+                    tokio::spawn(async move {
+                        // HTTP/1 keep-alive is looped inside `process_new`.
+                        let _ = gateway.process_new(Box::new(stream), &shutdown).await;
+                    });
+                }
+                Err(e) => {
+                    tracing::error!(worker = %self.name, error = %e, "accept failed");
+                    // Out of descriptors: give others time to close theirs
+                    // rather than spin on the same error.
+                    if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+        }
+        tracing::debug!(worker = %self.name, "stopped accepting");
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn threads(&self) -> Option<usize> {
+        Some(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_worker_listens_on_the_one_port_chosen() {
+        let sockets = bind("127.0.0.1:0", 3).unwrap();
+        assert_eq!(sockets.len(), 3);
+        let port = sockets[0].local_addr().unwrap().port();
+        assert_ne!(port, 0);
+        for s in &sockets {
+            assert_eq!(s.local_addr().unwrap().port(), port);
+        }
+        // Each accepts connections: the kernel spreads them, so connect
+        // until every socket has one (bounded: the hash is per 4-tuple).
+        let mut seen = [false; 3];
+        for _ in 0..200 {
+            let _c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            std::thread::sleep(Duration::from_millis(1));
+            for (i, s) in sockets.iter().enumerate() {
+                if s.accept().is_ok() {
+                    seen[i] = true;
+                }
+            }
+            if seen.iter().all(|s| *s) {
+                return;
+            }
+        }
+        panic!("not every socket got a connection: {seen:?}");
+    }
+
+    #[test]
+    fn a_port_in_use_by_a_plain_listener_is_refused() {
+        let plain = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = plain.local_addr().unwrap().to_string();
+        let err = bind(&addr, 2).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse, "{err}");
+    }
+}
