@@ -314,14 +314,14 @@ async fn next_chunk(
     idle: Duration,
     deadline: Instant,
 ) -> Result<Option<Bytes>, String> {
-    let wait = idle.min(deadline.saturating_duration_since(Instant::now()));
-    // Pingora's lazy timer: a chunk that is already buffered arms none.
-    match pingora_timeout::timeout(wait, c.response.read_body()).await {
+    let total_left = deadline.saturating_duration_since(Instant::now());
+    // Pingora's lazy timer: a chunk that is already buffered arms none. It
+    // ticks by 10 ms and may fire a little early, so which limit ran out
+    // is decided by which one was shorter, not by the clock afterwards.
+    match pingora_timeout::timeout(idle.min(total_left), c.response.read_body()).await {
         Ok(Ok(chunk)) => Ok(chunk),
         Ok(Err(e)) => Err(e.etype().as_str().to_string()),
-        Err(_) if Instant::now() >= deadline => {
-            Err("the attempt's total time limit was reached".into())
-        }
+        Err(_) if total_left <= idle => Err("the attempt's total time limit was reached".into()),
         Err(_) => Err(format!(
             "no data from the provider for {} ms",
             idle.as_millis()

@@ -147,15 +147,15 @@ pub async fn send(a: &Attempt<'_>) -> Result<UpstreamResponse, GatewayError> {
     // response; that is safe to retry on the next one. Each turn of the
     // loop either returns or uses up one pooled connection, so it ends.
     loop {
-        let (mut session, reused) = match IDLE.with(|p| p.take(&a.peer)) {
+        let (session, reused) = match IDLE.with(|p| p.take(&a.peer)) {
             Some(s) => (s, true),
             None => connector
                 .get_http_session(&*a.peer)
                 .await
                 .map_err(|e| classify(a.provider, &e))?,
         };
-        match exchange(&mut session, a).await {
-            Ok(header) => {
+        match exchange(session, a).await {
+            Ok((session, header)) => {
                 return Ok(UpstreamResponse {
                     session,
                     header,
@@ -170,9 +170,9 @@ pub async fn send(a: &Attempt<'_>) -> Result<UpstreamResponse, GatewayError> {
 }
 
 async fn exchange(
-    session: &mut HttpSession,
+    session: HttpSession,
     a: &Attempt<'_>,
-) -> Result<ResponseHeader, Box<PingoraError>> {
+) -> Result<(HttpSession, ResponseHeader), Box<PingoraError>> {
     let mut req = RequestHeader::build("POST", a.path.as_bytes(), Some(8 + a.forwarded.len()))?;
     req.insert_header(http::header::HOST, a.authority)?;
     for (name, value) in &a.auth {
@@ -184,14 +184,51 @@ async fn exchange(
     for (name, value) in a.forwarded {
         req.append_header(name.clone(), value.clone())?;
     }
-    session.write_request_header(Box::new(req)).await?;
-    session.write_request_body(a.body.clone(), true).await?;
-    session.finish_request_body().await?;
+    let mut session = match session {
+        HttpSession::H1(h1) => HttpSession::H1(write_whole(h1, &req, &a.body, &a.peer).await?),
+        mut other => {
+            other.write_request_header(Box::new(req)).await?;
+            other.write_request_body(a.body.clone(), true).await?;
+            other.finish_request_body().await?;
+            other
+        }
+    };
     session.read_response_header().await?;
-    session
+    let header = session
         .response_header()
         .cloned()
-        .ok_or_else(|| PingoraError::explain(ErrorType::H1Error, "no response header"))
+        .ok_or_else(|| PingoraError::explain(ErrorType::H1Error, "no response header"))?;
+    Ok((session, header))
+}
+
+/// Writes an HTTP/1 request's head and body in one write.
+///
+/// Pingora's session flushes the head on its own, so the provider gets two
+/// packets and, when it reads the head before the body has landed, wakes
+/// twice. One write is one packet and one wake-up. The session that reads
+/// the response is a fresh one over the same connection: it only needs the
+/// request to tell a HEAD or an upgrade, and ours are neither.
+async fn write_whole(
+    h1: Http1Session,
+    req: &RequestHeader,
+    body: &[u8],
+    peer: &HttpPeer,
+) -> Result<Http1Session, Box<PingoraError>> {
+    use pingora::OrErr;
+    use tokio::io::AsyncWriteExt;
+    let mut wire = pingora::protocols::http::v1::client::http_req_header_to_wire(req)
+        .ok_or_else(|| PingoraError::explain(ErrorType::InvalidHTTPHeader, "request head"))?;
+    wire.extend_from_slice(body);
+    let mut stream = h1.into_inner();
+    stream
+        .write_all(&wire)
+        .await
+        .or_err(ErrorType::WriteError, "while writing the request")?;
+    stream
+        .flush()
+        .await
+        .or_err(ErrorType::WriteError, "while flushing the request")?;
+    Ok(Http1Session::new_with_options(stream, peer))
 }
 
 fn is_stale_connection(e: &PingoraError) -> bool {
