@@ -22,12 +22,22 @@
 use crate::app::Gateway;
 use async_trait::async_trait;
 use pingora::apps::ServerApp;
+use pingora::protocols::http::ServerSession;
 use pingora::protocols::l4::listener::Listener;
+use pingora::protocols::l4::stream::Stream as L4Stream;
+use pingora::protocols::raw_connect::ProxyDigest;
+use pingora::protocols::{
+    GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl,
+    TimingDigest, UniqueID, UniqueIDType,
+};
 use pingora::server::ListenFds;
 use pingora::server::ShutdownWatch;
 use pingora::services::Service;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// Connections waiting to be accepted, per listening socket.
@@ -134,7 +144,8 @@ impl Service for WorkerService {
                     // stays here.
                     tokio::spawn(async move {
                         // HTTP/1 keep-alive is looped inside `process_new`.
-                        let _ = gateway.process_new(Box::new(stream), &shutdown).await;
+                        let stream = Box::new(Downstream::new(stream));
+                        let _ = gateway.process_new(stream, &shutdown).await;
                     });
                 }
                 Err(e) => {
@@ -196,5 +207,135 @@ mod tests {
         let addr = plain.local_addr().unwrap().to_string();
         let err = bind(&addr, 2).unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse, "{err}");
+    }
+}
+
+/// A client connection with a write buffer.
+///
+/// Pingora's own listener gives each connection a small write buffer
+/// (`set_buffer`, crate-private), so a response's head and a short body
+/// leave in one packet; a bare `Stream` writes each straight through, and
+/// the client wakes for the head and again for the body. Pingora's HTTP
+/// session flushes wherever a response must go out, as it must with its
+/// own buffer.
+#[derive(Debug)]
+pub struct Downstream {
+    io: tokio::io::BufWriter<L4Stream>,
+    /// Skip the next flush: see [`hold_header_flush`].
+    hold_flush: AtomicBool,
+}
+
+/// Keeps a streamed response's head in the buffer until the first chunk
+/// is written behind it.
+///
+/// Pingora flushes the head of every response without a length on its own
+/// (a live stream's client should see it early). The relay writes the head
+/// only once the provider's first chunk is in hand and writes that chunk
+/// right after, so the separate packet is one more send and one more
+/// wake-up of the client before its first token, for nothing. Call it only
+/// when a body write follows at once: that write's own flush sends both.
+pub fn hold_header_flush(session: &ServerSession) {
+    if let Some(d) = session
+        .stream()
+        .and_then(|s| (**s).as_any().downcast_ref::<Downstream>())
+    {
+        d.hold_flush.store(true, Ordering::Relaxed);
+    }
+}
+
+/// One Ethernet-sized segment, as Pingora's own default.
+const WRITE_BUFFER: usize = 1460;
+
+impl Downstream {
+    fn new(stream: L4Stream) -> Self {
+        Downstream {
+            io: tokio::io::BufWriter::with_capacity(WRITE_BUFFER, stream),
+            hold_flush: AtomicBool::new(false),
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for Downstream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Downstream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    // A chunk's size line, data and CRLF then go out in one writev.
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if self.hold_flush.swap(false, Ordering::Relaxed) {
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+#[async_trait]
+impl Shutdown for Downstream {
+    async fn shutdown(&mut self) {
+        use tokio::io::AsyncWriteExt;
+        let _ = self.io.shutdown().await;
+    }
+}
+
+impl UniqueID for Downstream {
+    fn id(&self) -> UniqueIDType {
+        self.io.get_ref().id()
+    }
+}
+
+impl Ssl for Downstream {}
+
+impl GetTimingDigest for Downstream {
+    fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
+        self.io.get_ref().get_timing_digest()
+    }
+}
+
+impl GetProxyDigest for Downstream {
+    fn get_proxy_digest(&self) -> Option<Arc<ProxyDigest>> {
+        self.io.get_ref().get_proxy_digest()
+    }
+}
+
+impl GetSocketDigest for Downstream {
+    fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
+        self.io.get_ref().get_socket_digest()
+    }
+}
+
+#[async_trait]
+impl Peek for Downstream {
+    async fn try_peek(&mut self, buf: &mut [u8]) -> std::io::Result<bool> {
+        self.io.get_mut().try_peek(buf).await
     }
 }

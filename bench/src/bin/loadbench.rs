@@ -28,6 +28,9 @@ struct Scenario {
     /// ... and through the peer gateway, when it runs.
     peer: Option<RequestMaker>,
     shapes: Vec<(&'static str, Mode)>,
+    /// Not the gateway: the byte relay listening here, the floor row
+    /// (kept out of the gateway's CPU figures).
+    floor: Option<SocketAddr>,
 }
 
 /// A gateway child process, stopped on drop.
@@ -141,6 +144,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             fail: true,
         },
     )?;
+    // The floor: a byte relay with the gateway's runtime shape.
+    let relay = bench::relay::start(2, mock)?;
     let mut rows = Vec::new();
     let mut resources = serde_json::Map::new();
     let peer = match std::env::var_os("LOADBENCH_LITELLM") {
@@ -157,7 +162,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rss_rest = rss_kb(gw.pid(), "VmRSS");
     let (cpu, requests) = measure(
         &gw,
-        &plain_scenarios(gw.addr, mock, peer_side.map(|p| p.0)),
+        &plain_scenarios(gw.addr, mock, relay, peer_side.map(|p| p.0)),
         mock,
         peer_side,
         &plan,
@@ -230,6 +235,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 const PEER_KEY: &str = "sk-litellm-bench";
+
+/// The reference row: what two extra loopback hops cost, without any
+/// gateway work.
+const FLOOR: &str = "floor: byte relay, no HTTP (not Switchyard)";
 
 /// LiteLLM's proxy (from PyPI) in front of the same mock, with the same
 /// model names.
@@ -364,17 +373,31 @@ fn to_mock(mock: SocketAddr, body: &str) -> RequestMaker {
     ))
 }
 
-fn plain_scenarios(gw: SocketAddr, mock: SocketAddr, peer: Option<SocketAddr>) -> Vec<Scenario> {
+fn plain_scenarios(
+    gw: SocketAddr,
+    mock: SocketAddr,
+    relay: SocketAddr,
+    peer: Option<SocketAddr>,
+) -> Vec<Scenario> {
     let via_peer = |body: &str| peer.map(|p| to_gateway(p, PEER_KEY, body));
     let q = "What is the answer?";
     let anthropic_body = r#"{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":"What is the answer?"}]}"#;
     vec![
+        Scenario {
+            name: FLOOR,
+            gateway: to_mock(relay, &chat("gpt-4o-mini", false, q)),
+            direct: to_mock(mock, &chat("gpt-4o-mini", false, q)),
+            peer: None,
+            shapes: shapes(true),
+            floor: Some(relay),
+        },
         Scenario {
             name: "OpenAI passthrough",
             gateway: to_gateway(gw, KEY, &chat("fast", false, q)),
             direct: to_mock(mock, &chat("gpt-4o-mini", false, q)),
             peer: via_peer(&chat("fast", false, q)),
             shapes: shapes(true),
+            floor: None,
         },
         Scenario {
             name: "OpenAI → Anthropic translation",
@@ -387,6 +410,7 @@ fn plain_scenarios(gw: SocketAddr, mock: SocketAddr, peer: Option<SocketAddr>) -
             )),
             peer: via_peer(&chat("claude", false, q)),
             shapes: shapes(true),
+            floor: None,
         },
         Scenario {
             name: "auth + limits + budget + ledger",
@@ -394,6 +418,7 @@ fn plain_scenarios(gw: SocketAddr, mock: SocketAddr, peer: Option<SocketAddr>) -
             direct: to_mock(mock, &chat("gpt-4o-mini", false, q)),
             peer: None,
             shapes: shapes(true),
+            floor: None,
         },
         Scenario {
             name: "one failing target, failover",
@@ -401,6 +426,7 @@ fn plain_scenarios(gw: SocketAddr, mock: SocketAddr, peer: Option<SocketAddr>) -
             direct: to_mock(mock, &chat("gpt-4o-mini", false, q)),
             peer: None,
             shapes: shapes(true),
+            floor: None,
         },
         Scenario {
             name: "100-chunk stream",
@@ -408,6 +434,7 @@ fn plain_scenarios(gw: SocketAddr, mock: SocketAddr, peer: Option<SocketAddr>) -
             direct: to_mock(mock, &chat("gpt-4o-mini", true, q)),
             peer: via_peer(&chat("fast", true, q)),
             shapes: shapes(false),
+            floor: None,
         },
     ]
 }
@@ -440,6 +467,7 @@ fn routed_scenarios(gw: SocketAddr, mock: SocketAddr) -> Vec<Scenario> {
             direct: to_mock(mock, &chat("gpt-4o-mini", false, q)),
             peer: None,
             shapes: shapes(true),
+            floor: None,
         },
         Scenario {
             name: "classifier routing, every prompt new",
@@ -457,6 +485,7 @@ fn routed_scenarios(gw: SocketAddr, mock: SocketAddr) -> Vec<Scenario> {
                     },
                 ),
             ],
+            floor: None,
         },
     ]
 }
@@ -488,7 +517,8 @@ fn measure(
                     continue;
                 }
             }
-            let mut sides = vec![(mock, &s.direct, None), (gw.addr, &s.gateway, None)];
+            let at = s.floor.unwrap_or(gw.addr);
+            let mut sides = vec![(mock, &s.direct, None), (at, &s.gateway, None)];
             let with_peer = match (peer, &s.peer) {
                 (Some((addr, pid)), Some(req)) if PEER_SHAPES.contains(shape) => {
                     sides.push((addr, req, Some(pid)));
@@ -498,8 +528,10 @@ fn measure(
             };
             let before = cpu_seconds(gw.pid());
             let out = interleaved(&sides, *mode, plan.round, plan.rounds);
-            cpu += cpu_seconds(gw.pid()) - before;
-            requests += out[1].ok + out[1].errors;
+            if s.floor.is_none() {
+                cpu += cpu_seconds(gw.pid()) - before;
+                requests += out[1].ok + out[1].errors;
+            }
             rows.push(row(
                 s.name,
                 shape,

@@ -1,7 +1,8 @@
 //! Phase 7: what the failover loop settled on goes to the client.
 //!
 //! - [`stream`]: same wire format; status, filtered headers, the first chunk,
-//!   then each chunk as it arrives (SSE is never buffered).
+//!   then each chunk as it arrives (SSE is never held back; chunks that
+//!   arrived together leave together, [`pull`]).
 //! - [`translated_stream`]: another provider's event stream, translated
 //!   event by event.
 //! - [`translated_json`]: another provider's JSON answer, read whole and
@@ -20,6 +21,7 @@ use crate::translate::{self, ClientFormat, StreamTranslator};
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::protocols::http::ServerSession;
+use pull::Pull;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -33,6 +35,8 @@ pub enum RelayEnd {
     /// client got an error event (SSE) or a truncated body. Never retried.
     UpstreamBroke(String),
 }
+
+mod pull;
 
 /// Largest provider JSON body translated whole.
 const MAX_JSON_BODY: usize = 64 << 20;
@@ -89,6 +93,22 @@ async fn send_header(session: &mut ServerSession, header: Option<ResponseHeader>
         Some(h) => session.write_response_header(Box::new(h)).await.is_ok(),
         None => false,
     }
+}
+
+/// Sends the head if it has not gone out yet; `body_follows`: a body
+/// write comes right after and carries it in the same packet.
+async fn send_head_once(
+    session: &mut ServerSession,
+    head: &mut Option<Option<ResponseHeader>>,
+    body_follows: bool,
+) -> bool {
+    let Some(header) = head.take() else {
+        return true;
+    };
+    if body_follows {
+        crate::listen::hold_header_flush(session);
+    }
+    send_header(session, header).await
 }
 
 async fn send_whole(
@@ -177,24 +197,23 @@ pub async fn stream(
         &c.prepared.dropped,
         &c.notes,
     );
-    if !send_header(session, header).await {
+    // The first chunk goes out right behind the head: one packet.
+    let first_follows = c.first.as_ref().is_some_and(|b| !b.is_empty());
+    if !send_head_once(session, &mut Some(header), first_follows).await {
         return RelayEnd::ClientGone;
     }
-    let mut next = c.first.take();
+    let mut pull = Pull::new(c.first.take(), idle, deadline);
     loop {
-        match next {
-            Some(chunk) => {
+        match pull.next(c).await {
+            Ok(Some(chunk)) => {
                 tap.observe(&chunk);
                 if session.write_response_body(chunk, false).await.is_err() {
                     return RelayEnd::ClientGone;
                 }
             }
-            None => return RelayEnd::Complete,
-        }
-        next = match next_chunk(c, idle, deadline).await {
-            Ok(chunk) => chunk,
+            Ok(None) => return RelayEnd::Complete,
             Err(reason) => return broken(session, is_sse, reason, client).await,
-        };
+        }
     }
 }
 
@@ -209,8 +228,13 @@ pub async fn translated_json(
     client: ClientFormat,
 ) -> RelayEnd {
     let mut body = Vec::new();
-    let mut next = c.first.take();
-    while let Some(chunk) = next {
+    let mut pull = Pull::new(c.first.take(), idle, deadline);
+    loop {
+        let chunk = match pull.next(c).await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
+            Err(reason) => return fail_before_headers(session, request_id, reason, client).await,
+        };
         tap.observe(&chunk);
         body.extend_from_slice(&chunk);
         if body.len() > MAX_JSON_BODY {
@@ -222,10 +246,6 @@ pub async fn translated_json(
             )
             .await;
         }
-        next = match next_chunk(c, idle, deadline).await {
-            Ok(chunk) => chunk,
-            Err(reason) => return fail_before_headers(session, request_id, reason, client).await,
-        };
     }
     let json = match translate::response_json(
         c.prepared.provider,
@@ -275,18 +295,27 @@ pub async fn translated_stream(
         &c.prepared.dropped,
         &c.notes,
     );
-    if !send_header(session, header).await {
-        return RelayEnd::ClientGone;
-    }
-    let mut next = c.first.take();
+    // The head waits for the first event's translation, so both can
+    // leave in one packet.
+    let mut head = Some(header);
+    let mut pull = Pull::new(c.first.take(), idle, deadline);
     loop {
-        let (out, ended) = match next {
-            Some(chunk) => {
+        let (out, ended) = match pull.next(c).await {
+            Ok(Some(chunk)) => {
                 tap.observe(&chunk);
                 (translator.push(&chunk), false)
             }
-            None => (translator.finish(), true),
+            Ok(None) => (translator.finish(), true),
+            Err(reason) => {
+                if !send_head_once(session, &mut head, false).await {
+                    return RelayEnd::ClientGone;
+                }
+                return broken(session, true, reason, client).await;
+            }
         };
+        if !send_head_once(session, &mut head, !out.is_empty()).await {
+            return RelayEnd::ClientGone;
+        }
         if !out.is_empty()
             && session
                 .write_response_body(Bytes::from(out), false)
@@ -301,31 +330,6 @@ pub async fn translated_stream(
         if ended {
             return RelayEnd::Complete;
         }
-        next = match next_chunk(c, idle, deadline).await {
-            Ok(chunk) => chunk,
-            Err(reason) => return broken(session, true, reason, client).await,
-        };
-    }
-}
-
-/// The provider's next body chunk within the idle and total limits.
-async fn next_chunk(
-    c: &mut Committed<'_>,
-    idle: Duration,
-    deadline: Instant,
-) -> Result<Option<Bytes>, String> {
-    let total_left = deadline.saturating_duration_since(Instant::now());
-    // Pingora's lazy timer: a chunk that is already buffered arms none. It
-    // ticks by 10 ms and may fire a little early, so which limit ran out
-    // is decided by which one was shorter, not by the clock afterwards.
-    match pingora_timeout::timeout(idle.min(total_left), c.response.read_body()).await {
-        Ok(Ok(chunk)) => Ok(chunk),
-        Ok(Err(e)) => Err(e.etype().as_str().to_string()),
-        Err(_) if total_left <= idle => Err("the attempt's total time limit was reached".into()),
-        Err(_) => Err(format!(
-            "no data from the provider for {} ms",
-            idle.as_millis()
-        )),
     }
 }
 
