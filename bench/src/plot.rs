@@ -2,6 +2,7 @@
 //! percentile, drawn HdrHistogram-style so the tail gets room — x is
 //! "nines": 1 = p90, 2 = p99, 3 = p99.9.
 
+use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 
 pub struct Series {
@@ -43,7 +44,7 @@ pub fn latency_svg(path: &std::path::Path, title: &str, series: &[Series]) -> Re
         .map_err(|x| e(&x))?;
     chart
         .configure_mesh()
-        .x_desc("percentile")
+        .x_desc("percentile (left edge: p50)")
         .y_desc("latency (ms)")
         // Label whole nines only (p90, p99, …); other ticks stay bare.
         .x_label_formatter(&|x| {
@@ -59,7 +60,8 @@ pub fn latency_svg(path: &std::path::Path, title: &str, series: &[Series]) -> Re
     for s in series {
         let color = palette[s.color % palette.len()];
         let points: Vec<(f64, f64)> = s.points.iter().map(|(p, v)| (nines(*p), *v)).collect();
-        let style = color.stroke_width(if s.dashed { 1 } else { 2 });
+        let dashed = s.dashed;
+        let style = color.stroke_width(if dashed { 1 } else { 2 });
         let drawn = if s.dashed {
             chart.draw_series(DashedLineSeries::new(points, 6, 4, style))
         } else {
@@ -68,8 +70,10 @@ pub fn latency_svg(path: &std::path::Path, title: &str, series: &[Series]) -> Re
         drawn
             .map_err(|x| e(&x))?
             .label(s.label.clone())
+            // The key shows the line as drawn: dashed for the direct runs.
             .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                let (dash, gap) = if dashed { (5, 3) } else { (24, 1) };
+                DashedPathElement::new(vec![(x, y), (x + 24, y)], dash, gap, style)
             });
     }
     chart

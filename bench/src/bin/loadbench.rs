@@ -117,9 +117,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .position(|a| a == "--only")
         .map(|i| args.get(i + 1).cloned().unwrap_or_default());
     let round = if quick {
-        Duration::from_millis(700)
+        Duration::from_millis(300)
     } else {
-        Duration::from_secs(2)
+        Duration::from_secs(1)
     };
     let plan = Plan {
         round,
@@ -316,42 +316,42 @@ fn chat(model: &str, stream: bool, content: &str) -> String {
         .to_string()
 }
 
-fn shapes(all: bool) -> Vec<(&'static str, Mode)> {
-    let mut v = vec![("closed, 1 conn", Mode::Closed { connections: 1 })];
-    if all {
-        v.push(("closed, 64 conns", Mode::Closed { connections: 64 }));
-    }
-    v.push((
-        "open, 500 req/s",
-        Mode::Open {
-            rate: 500.0,
-            connections: 16,
-        },
-    ));
-    v.push((
-        "open, 1000 req/s",
-        Mode::Open {
-            rate: 1000.0,
-            connections: 16,
-        },
-    ));
-    if all {
-        v.push((
-            "open, 2000 req/s",
-            Mode::Open {
-                rate: 2000.0,
-                connections: 32,
-            },
-        ));
-        v.push((
-            "open, 10000 req/s",
-            Mode::Open {
-                rate: 10000.0,
-                connections: 64,
-            },
-        ));
-    }
-    v
+/// Every load shape a scenario may run, by name.
+fn shape(name: &'static str) -> (&'static str, Mode) {
+    let open = |rate: f64, connections: usize| Mode::Open { rate, connections };
+    let mode = match name {
+        "closed, 64 conns" => Mode::Closed { connections: 64 },
+        "open, 100 req/s" => open(100.0, 8),
+        "open, 500 req/s" => open(500.0, 16),
+        "open, 1000 req/s" => open(1000.0, 16),
+        "open, 2000 req/s" => open(2000.0, 32),
+        "open, 10000 req/s" => open(10000.0, 64),
+        _ => Mode::Closed { connections: 1 },
+    };
+    (name, mode)
+}
+
+/// The whole sweep (passthrough and the floor under it).
+const ALL_SHAPES: [&str; 6] = [
+    "closed, 1 conn",
+    "closed, 64 conns",
+    "open, 500 req/s",
+    "open, 1000 req/s",
+    "open, 2000 req/s",
+    "open, 10000 req/s",
+];
+/// The other scenarios: both closed loops, the target rate and the top one.
+const CORE_SHAPES: [&str; 4] = [
+    "closed, 1 conn",
+    "closed, 64 conns",
+    "open, 1000 req/s",
+    "open, 10000 req/s",
+];
+/// Streams: 100 chunks each, so fewer of them.
+const STREAM_SHAPES: [&str; 3] = ["closed, 1 conn", "open, 500 req/s", "open, 1000 req/s"];
+
+fn shapes(names: &[&'static str]) -> Vec<(&'static str, Mode)> {
+    names.iter().map(|n| shape(n)).collect()
 }
 
 fn to_gateway(gw: SocketAddr, key: &str, body: &str) -> RequestMaker {
@@ -388,7 +388,7 @@ fn plain_scenarios(
             gateway: to_mock(relay, &chat("gpt-4o-mini", false, q)),
             direct: to_mock(mock, &chat("gpt-4o-mini", false, q)),
             peer: None,
-            shapes: shapes(true),
+            shapes: shapes(&ALL_SHAPES),
             floor: Some(relay),
         },
         Scenario {
@@ -396,7 +396,7 @@ fn plain_scenarios(
             gateway: to_gateway(gw, KEY, &chat("fast", false, q)),
             direct: to_mock(mock, &chat("gpt-4o-mini", false, q)),
             peer: via_peer(&chat("fast", false, q)),
-            shapes: shapes(true),
+            shapes: shapes(&ALL_SHAPES),
             floor: None,
         },
         Scenario {
@@ -409,7 +409,7 @@ fn plain_scenarios(
                 anthropic_body.as_bytes(),
             )),
             peer: via_peer(&chat("claude", false, q)),
-            shapes: shapes(true),
+            shapes: shapes(&CORE_SHAPES),
             floor: None,
         },
         Scenario {
@@ -417,7 +417,7 @@ fn plain_scenarios(
             gateway: to_gateway(gw, TENANT_KEY, &chat("fast", false, q)),
             direct: to_mock(mock, &chat("gpt-4o-mini", false, q)),
             peer: None,
-            shapes: shapes(true),
+            shapes: shapes(&CORE_SHAPES),
             floor: None,
         },
         Scenario {
@@ -425,7 +425,7 @@ fn plain_scenarios(
             gateway: to_gateway(gw, KEY, &chat("flaky", false, q)),
             direct: to_mock(mock, &chat("gpt-4o-mini", false, q)),
             peer: None,
-            shapes: shapes(true),
+            shapes: shapes(&CORE_SHAPES),
             floor: None,
         },
         Scenario {
@@ -433,7 +433,7 @@ fn plain_scenarios(
             gateway: to_gateway(gw, KEY, &chat("fast", true, q)),
             direct: to_mock(mock, &chat("gpt-4o-mini", true, q)),
             peer: via_peer(&chat("fast", true, q)),
-            shapes: shapes(false),
+            shapes: shapes(&STREAM_SHAPES),
             floor: None,
         },
     ]
@@ -466,7 +466,7 @@ fn routed_scenarios(gw: SocketAddr, mock: SocketAddr) -> Vec<Scenario> {
             gateway: to_gateway(gw, KEY, &chat("auto", false, q)),
             direct: to_mock(mock, &chat("gpt-4o-mini", false, q)),
             peer: None,
-            shapes: shapes(true),
+            shapes: shapes(&CORE_SHAPES),
             floor: None,
         },
         Scenario {
@@ -475,16 +475,7 @@ fn routed_scenarios(gw: SocketAddr, mock: SocketAddr) -> Vec<Scenario> {
             direct: to_mock(mock, &chat("gpt-4o-mini", false, q)),
             peer: None,
             // One encoder thread: ~250 new prompts/s is its ceiling here.
-            shapes: vec![
-                ("closed, 1 conn", Mode::Closed { connections: 1 }),
-                (
-                    "open, 100 req/s",
-                    Mode::Open {
-                        rate: 100.0,
-                        connections: 8,
-                    },
-                ),
-            ],
+            shapes: shapes(&["closed, 1 conn", "open, 100 req/s"]),
             floor: None,
         },
     ]
