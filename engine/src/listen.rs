@@ -233,7 +233,8 @@ pub struct Downstream {
 /// only once the provider's first chunk is in hand and writes that chunk
 /// right after, so the separate packet is one more send and one more
 /// wake-up of the client before its first token, for nothing. Call it only
-/// when a body write follows at once: that write's own flush sends both.
+/// for a head without a length (one Pingora flushes) and when a body write
+/// follows at once: that write's own flush sends both.
 pub fn hold_header_flush(session: &ServerSession) {
     if let Some(d) = session
         .stream()

@@ -197,8 +197,9 @@ pub async fn stream(
         &c.prepared.dropped,
         &c.notes,
     );
-    // The first chunk goes out right behind the head: one packet.
-    let first_follows = c.first.as_ref().is_some_and(|b| !b.is_empty());
+    // The first chunk goes out right behind the head: one packet. (With a
+    // length, Pingora does not flush the head on its own; nothing to hold.)
+    let first_follows = length.is_none() && c.first.as_ref().is_some_and(|b| !b.is_empty());
     if !send_head_once(session, &mut Some(header), first_follows).await {
         return RelayEnd::ClientGone;
     }
