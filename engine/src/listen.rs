@@ -202,6 +202,38 @@ mod tests {
     }
 
     #[test]
+    fn a_held_flush_sends_nothing_until_the_next_one() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let client = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let (mut server_side, _) = listener.accept().await.unwrap();
+            let mut d = Downstream::new(L4Stream::from(client));
+            d.write_all(b"head;").await.unwrap();
+            d.hold_flush.store(true, Ordering::Relaxed);
+            d.flush().await.unwrap();
+            let mut buf = [0u8; 64];
+            let early =
+                tokio::time::timeout(Duration::from_millis(50), server_side.read(&mut buf)).await;
+            assert!(early.is_err(), "the held flush sent something");
+            d.write_all(b"first event").await.unwrap();
+            d.flush().await.unwrap();
+            let mut got = Vec::new();
+            while got.len() < 16 {
+                let n = server_side.read(&mut buf).await.unwrap();
+                assert!(n > 0);
+                got.extend_from_slice(&buf[..n]);
+            }
+            assert_eq!(got, b"head;first event");
+        });
+    }
+
+    #[test]
     fn a_port_in_use_by_a_plain_listener_is_refused() {
         let plain = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = plain.local_addr().unwrap().to_string();
