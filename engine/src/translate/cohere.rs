@@ -4,7 +4,9 @@
 //! usage (`tokens`, not `billed_units`) and typed stream events.
 
 use crate::error::GatewayError;
-use crate::translate::driver::{data, error_event, EventHandler, Flow, SseDriven};
+use crate::translate::driver::{
+    chunk, data, error_event, ChunkHead, EventHandler, Flow, SseDriven,
+};
 use crate::translate::params::{unsupported, ParamTable, Rule};
 use crate::translate::sse::SseEvent;
 use serde_json::{json, Map, Value};
@@ -337,14 +339,13 @@ impl CohereToOpenAi {
     }
 
     fn chunk(&self, delta: Value, finish: Option<&str>, out: &mut Vec<u8>) {
-        let mut c = json!({
-            "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
-        });
-        if self.include_usage {
-            c["usage"] = Value::Null;
-        }
-        data(&c, out);
+        let head = ChunkHead {
+            id: &self.id,
+            created: self.created,
+            model: &self.model,
+            include_usage: self.include_usage,
+        };
+        chunk(&head, &delta, finish, out);
     }
 }
 

@@ -55,6 +55,40 @@ impl<H> SseDriven<H> {
 }
 
 /// One OpenAI `data:` frame.
+/// What every `chat.completion.chunk` of one stream repeats.
+pub struct ChunkHead<'a> {
+    pub id: &'a str,
+    pub created: u64,
+    pub model: &'a str,
+    /// The client asked for usage: every chunk carries `"usage": null`
+    /// until the last.
+    pub include_usage: bool,
+}
+
+/// One OpenAI `chat.completion.chunk` event, written straight out.
+///
+/// The bytes are exactly those of the `json!` object serialised (keys in
+/// serde_json's sorted order), without building a map per event: this
+/// runs once per token.
+pub fn chunk(head: &ChunkHead<'_>, delta: &Value, finish: Option<&str>, out: &mut Vec<u8>) {
+    // Writing JSON values into a Vec cannot fail.
+    out.extend_from_slice(b"data: {\"choices\":[{\"delta\":");
+    let _ = serde_json::to_writer(&mut *out, delta);
+    out.extend_from_slice(b",\"finish_reason\":");
+    let _ = serde_json::to_writer(&mut *out, &finish);
+    out.extend_from_slice(b",\"index\":0,\"logprobs\":null}],\"created\":");
+    out.extend_from_slice(head.created.to_string().as_bytes());
+    out.extend_from_slice(b",\"id\":");
+    let _ = serde_json::to_writer(&mut *out, head.id);
+    out.extend_from_slice(b",\"model\":");
+    let _ = serde_json::to_writer(&mut *out, head.model);
+    out.extend_from_slice(b",\"object\":\"chat.completion.chunk\"");
+    if head.include_usage {
+        out.extend_from_slice(b",\"usage\":null");
+    }
+    out.extend_from_slice(b"}\n\n");
+}
+
 pub fn data(v: &Value, out: &mut Vec<u8>) {
     out.extend_from_slice(b"data: ");
     out.extend_from_slice(v.to_string().as_bytes());
@@ -109,5 +143,52 @@ impl<H: EventHandler> StreamTranslator for SseDriven<H> {
 
     fn usage(&self) -> Option<Value> {
         self.handler.usage()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reference: the object every translator used to build per event.
+    fn via_map(head: &ChunkHead<'_>, delta: &Value, finish: Option<&str>) -> Vec<u8> {
+        let mut c = json!({
+            "id": head.id, "object": "chat.completion.chunk", "created": head.created, "model": head.model,
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+        });
+        if head.include_usage {
+            c["usage"] = Value::Null;
+        }
+        let mut out = Vec::new();
+        data(&c, &mut out);
+        out
+    }
+
+    #[test]
+    fn chunks_are_byte_for_byte_what_the_map_gave() {
+        let deltas = [
+            json!({"content": "a \"quoted\" word, \u{e9}t\u{e9} \u{1f600}\n"}),
+            json!({}),
+            json!({"role": "assistant", "content": ""}),
+            json!({"tool_calls": [{"index": 0, "id": "t1", "type": "function", "function": {"name": "f", "arguments": ""}}]}),
+        ];
+        for include_usage in [false, true] {
+            let head = ChunkHead {
+                id: "msg_01\"x\u{2028}",
+                created: 1_700_000_000,
+                model: "claude-haiku-4-5",
+                include_usage,
+            };
+            for delta in &deltas {
+                for finish in [None, Some("stop"), Some("tool_calls")] {
+                    let mut out = Vec::new();
+                    chunk(&head, delta, finish, &mut out);
+                    assert_eq!(
+                        String::from_utf8_lossy(&out),
+                        String::from_utf8_lossy(&via_map(&head, delta, finish))
+                    );
+                }
+            }
+        }
     }
 }

@@ -14,7 +14,9 @@
 //!   event and ends the stream without `[DONE]`.
 
 use super::response::{finish_reason, openai_error, usage};
-use crate::translate::driver::{data, error_event, EventHandler, Flow, SseDriven};
+use crate::translate::driver::{
+    chunk, data, error_event, ChunkHead, EventHandler, Flow, SseDriven,
+};
 use crate::translate::sse::SseEvent;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -45,17 +47,13 @@ impl AnthropicToOpenAi {
     }
 
     fn chunk(&self, delta: Value, finish: Option<&str>, out: &mut Vec<u8>) {
-        let mut c = json!({
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
-        });
-        if self.include_usage {
-            c["usage"] = Value::Null;
-        }
-        data(&c, out);
+        let head = ChunkHead {
+            id: &self.id,
+            created: self.created,
+            model: &self.model,
+            include_usage: self.include_usage,
+        };
+        chunk(&head, &delta, finish, out);
     }
 
     fn event(&mut self, e: SseEvent, out: &mut Vec<u8>, flow: &mut Flow) {
