@@ -46,24 +46,24 @@ const BACKLOG: i32 = 4096;
 /// Binds one listening socket per worker, all on the same address:
 /// non-blocking, `SO_REUSEADDR` (a restart does not wait out TIME_WAIT),
 /// `SO_REUSEPORT`, a deep backlog. Registered with no runtime yet; each
-/// worker registers its own.
+/// worker registers its own. A port another process listens on is
+/// refused, even one that set `SO_REUSEPORT` too.
 pub fn bind(addr: &str, workers: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
     use std::net::ToSocketAddrs;
     let mut last = None;
     for a in addr.to_socket_addrs()? {
-        match bind_one(a) {
-            Ok(first) => {
-                // Port 0 picks a port for the first socket; the others
-                // join that one.
-                let actual = first.local_addr()?;
-                let mut all = vec![first];
-                for _ in 1..workers.max(1) {
-                    all.push(bind_one(actual)?);
-                }
-                return Ok(all);
+        // `SO_REUSEPORT` would let a second gateway (same user) join the
+        // port and quietly take half the connections. A plain socket
+        // cannot share it with anyone: if it binds, the port is ours. It
+        // also resolves port 0 to the port every worker then joins.
+        let actual = match std::net::TcpListener::bind(a).and_then(|p| p.local_addr()) {
+            Ok(actual) => actual,
+            Err(e) => {
+                last = Some(e);
+                continue;
             }
-            Err(e) => last = Some(e),
-        }
+        };
+        return (0..workers.max(1)).map(|_| bind_one(actual)).collect();
     }
     Err(last.unwrap_or_else(|| {
         std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to listen on")
@@ -231,6 +231,17 @@ mod tests {
             }
             assert_eq!(got, b"head;first event");
         });
+    }
+
+    #[test]
+    fn a_second_gateway_on_the_same_port_is_refused() {
+        let first = bind("127.0.0.1:0", 2).unwrap();
+        let addr = first[0].local_addr().unwrap().to_string();
+        let err = bind(&addr, 2).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse, "{err}");
+        // Once the first one is gone, the port is free again.
+        drop(first);
+        assert_eq!(bind(&addr, 2).unwrap().len(), 2);
     }
 
     #[test]
