@@ -4,9 +4,7 @@
 //! usage (`tokens`, not `billed_units`) and typed stream events.
 
 use crate::error::GatewayError;
-use crate::translate::driver::{
-    chunk, data, error_event, ChunkHead, EventHandler, Flow, SseDriven,
-};
+use crate::translate::driver::{error_event, ChunkHead, EventHandler, Flow, SseDriven};
 use crate::translate::params::{unsupported, ParamTable, Rule};
 use crate::translate::sse::SseEvent;
 use serde_json::{json, Map, Value};
@@ -320,32 +318,23 @@ pub fn response(body: &[u8], created: u64, model: &str) -> Result<Value, Gateway
 
 /// Cohere v2 stream events → OpenAI chunks.
 pub struct CohereToOpenAi {
-    include_usage: bool,
-    created: u64,
-    model: String,
-    id: String,
+    head: ChunkHead,
     usage: Option<Value>,
 }
 
 impl CohereToOpenAi {
     pub fn new(include_usage: bool, created: u64, model: &str) -> SseDriven<Self> {
         SseDriven::new(CohereToOpenAi {
-            include_usage,
-            created,
-            model: model.to_string(),
-            id: String::new(),
+            head: ChunkHead {
+                model: model.to_string(),
+                ..ChunkHead::new(include_usage, created)
+            },
             usage: None,
         })
     }
 
     fn chunk(&self, delta: Value, finish: Option<&str>, out: &mut Vec<u8>) {
-        let head = ChunkHead {
-            id: &self.id,
-            created: self.created,
-            model: &self.model,
-            include_usage: self.include_usage,
-        };
-        chunk(&head, &delta, finish, out);
+        self.head.chunk(&delta, finish, out);
     }
 }
 
@@ -363,7 +352,7 @@ impl EventHandler for CohereToOpenAi {
         let m = v.pointer("/delta/message").cloned().unwrap_or(Value::Null);
         match kind.as_str() {
             "message-start" => {
-                self.id = v
+                self.head.id = v
                     .get("id")
                     .and_then(Value::as_str)
                     .unwrap_or("cohere")
@@ -424,10 +413,7 @@ impl EventHandler for CohereToOpenAi {
                     return;
                 }
                 self.chunk(json!({}), Some(finish_reason(reason)), out);
-                if self.include_usage {
-                    let c = json!({"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model, "choices": [], "usage": self.usage});
-                    data(&c, out);
-                }
+                self.head.usage_chunk(json!(self.usage), out);
                 out.extend_from_slice(b"data: [DONE]\n\n");
                 flow.finish();
             }

@@ -55,38 +55,64 @@ impl<H> SseDriven<H> {
 }
 
 /// One OpenAI `data:` frame.
-/// What every `chat.completion.chunk` of one stream repeats.
-pub struct ChunkHead<'a> {
-    pub id: &'a str,
+/// What every `chat.completion.chunk` of one translated stream repeats;
+/// each stream translator into OpenAI's format keeps one and writes its
+/// chunks through it.
+#[derive(Default)]
+pub struct ChunkHead {
+    /// Learnt from the provider's first event.
+    pub id: String,
     pub created: u64,
-    pub model: &'a str,
+    pub model: String,
     /// The client asked for usage: every chunk carries `"usage": null`
     /// until the last.
     pub include_usage: bool,
 }
 
-/// One OpenAI `chat.completion.chunk` event, written straight out.
-///
-/// The bytes are exactly those of the `json!` object serialised (keys in
-/// serde_json's sorted order), without building a map per event: this
-/// runs once per token.
-pub fn chunk(head: &ChunkHead<'_>, delta: &Value, finish: Option<&str>, out: &mut Vec<u8>) {
-    // Writing JSON values into a Vec cannot fail.
-    out.extend_from_slice(b"data: {\"choices\":[{\"delta\":");
-    let _ = serde_json::to_writer(&mut *out, delta);
-    out.extend_from_slice(b",\"finish_reason\":");
-    let _ = serde_json::to_writer(&mut *out, &finish);
-    out.extend_from_slice(b",\"index\":0,\"logprobs\":null}],\"created\":");
-    out.extend_from_slice(head.created.to_string().as_bytes());
-    out.extend_from_slice(b",\"id\":");
-    let _ = serde_json::to_writer(&mut *out, head.id);
-    out.extend_from_slice(b",\"model\":");
-    let _ = serde_json::to_writer(&mut *out, head.model);
-    out.extend_from_slice(b",\"object\":\"chat.completion.chunk\"");
-    if head.include_usage {
-        out.extend_from_slice(b",\"usage\":null");
+impl ChunkHead {
+    pub fn new(include_usage: bool, created: u64) -> ChunkHead {
+        ChunkHead {
+            include_usage,
+            created,
+            ..ChunkHead::default()
+        }
     }
-    out.extend_from_slice(b"}\n\n");
+
+    /// One chunk event, written straight out.
+    ///
+    /// The bytes are exactly those of the `json!` object serialised (keys
+    /// in serde_json's sorted order), without building a map per event:
+    /// this runs once per token.
+    pub fn chunk(&self, delta: &Value, finish: Option<&str>, out: &mut Vec<u8>) {
+        // Writing JSON values into a Vec cannot fail.
+        out.extend_from_slice(b"data: {\"choices\":[{\"delta\":");
+        let _ = serde_json::to_writer(&mut *out, delta);
+        out.extend_from_slice(b",\"finish_reason\":");
+        let _ = serde_json::to_writer(&mut *out, &finish);
+        out.extend_from_slice(b",\"index\":0,\"logprobs\":null}],\"created\":");
+        out.extend_from_slice(self.created.to_string().as_bytes());
+        out.extend_from_slice(b",\"id\":");
+        let _ = serde_json::to_writer(&mut *out, &self.id);
+        out.extend_from_slice(b",\"model\":");
+        let _ = serde_json::to_writer(&mut *out, &self.model);
+        out.extend_from_slice(b",\"object\":\"chat.completion.chunk\"");
+        if self.include_usage {
+            out.extend_from_slice(b",\"usage\":null");
+        }
+        out.extend_from_slice(b"}\n\n");
+    }
+
+    /// The closing chunk that carries the usage (no choices), when the
+    /// client asked for it.
+    pub fn usage_chunk(&self, usage: Value, out: &mut Vec<u8>) {
+        if self.include_usage {
+            let c = json!({
+                "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
+                "choices": [], "usage": usage,
+            });
+            data(&c, out);
+        }
+    }
 }
 
 pub fn data(v: &Value, out: &mut Vec<u8>) {
@@ -151,7 +177,7 @@ mod tests {
     use super::*;
 
     /// The reference: the object every translator used to build per event.
-    fn via_map(head: &ChunkHead<'_>, delta: &Value, finish: Option<&str>) -> Vec<u8> {
+    fn via_map(head: &ChunkHead, delta: &Value, finish: Option<&str>) -> Vec<u8> {
         let mut c = json!({
             "id": head.id, "object": "chat.completion.chunk", "created": head.created, "model": head.model,
             "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
@@ -174,15 +200,15 @@ mod tests {
         ];
         for include_usage in [false, true] {
             let head = ChunkHead {
-                id: "msg_01\"x\u{2028}",
+                id: "msg_01\"x\u{2028}".into(),
                 created: 1_700_000_000,
-                model: "claude-haiku-4-5",
+                model: "claude-haiku-4-5".into(),
                 include_usage,
             };
             for delta in &deltas {
                 for finish in [None, Some("stop"), Some("tool_calls")] {
                     let mut out = Vec::new();
-                    chunk(&head, delta, finish, &mut out);
+                    head.chunk(delta, finish, &mut out);
                     assert_eq!(
                         String::from_utf8_lossy(&out),
                         String::from_utf8_lossy(&via_map(&head, delta, finish))

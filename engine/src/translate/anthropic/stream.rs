@@ -14,18 +14,13 @@
 //!   event and ends the stream without `[DONE]`.
 
 use super::response::{finish_reason, openai_error, usage};
-use crate::translate::driver::{
-    chunk, data, error_event, ChunkHead, EventHandler, Flow, SseDriven,
-};
+use crate::translate::driver::{data, error_event, ChunkHead, EventHandler, Flow, SseDriven};
 use crate::translate::sse::SseEvent;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 
 pub struct AnthropicToOpenAi {
-    include_usage: bool,
-    created: u64,
-    id: String,
-    model: String,
+    head: ChunkHead,
     tools: HashMap<u64, u64>,
     thinking: HashMap<u64, String>,
     usage: Map<String, Value>,
@@ -35,10 +30,7 @@ pub struct AnthropicToOpenAi {
 impl AnthropicToOpenAi {
     pub fn new(include_usage: bool, created: u64) -> SseDriven<Self> {
         SseDriven::new(AnthropicToOpenAi {
-            include_usage,
-            created,
-            id: String::new(),
-            model: String::new(),
+            head: ChunkHead::new(include_usage, created),
             tools: HashMap::new(),
             thinking: HashMap::new(),
             usage: Map::new(),
@@ -47,13 +39,7 @@ impl AnthropicToOpenAi {
     }
 
     fn chunk(&self, delta: Value, finish: Option<&str>, out: &mut Vec<u8>) {
-        let head = ChunkHead {
-            id: &self.id,
-            created: self.created,
-            model: &self.model,
-            include_usage: self.include_usage,
-        };
-        chunk(&head, &delta, finish, out);
+        self.head.chunk(&delta, finish, out);
     }
 
     fn event(&mut self, e: SseEvent, out: &mut Vec<u8>, flow: &mut Flow) {
@@ -70,12 +56,12 @@ impl AnthropicToOpenAi {
         match kind {
             "message_start" => {
                 let m = &v["message"];
-                self.id = m
+                self.head.id = m
                     .get("id")
                     .and_then(Value::as_str)
                     .unwrap_or("")
                     .to_string();
-                self.model = m
+                self.head.model = m
                     .get("model")
                     .and_then(Value::as_str)
                     .unwrap_or("")
@@ -155,13 +141,8 @@ impl AnthropicToOpenAi {
                 }
             }
             "message_stop" => {
-                if self.include_usage {
-                    let c = json!({
-                        "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-                        "choices": [], "usage": usage(&Value::Object(self.usage.clone())),
-                    });
-                    data(&c, out);
-                }
+                self.head
+                    .usage_chunk(usage(&Value::Object(self.usage.clone())), out);
                 out.extend_from_slice(b"data: [DONE]\n\n");
                 flow.finish();
             }

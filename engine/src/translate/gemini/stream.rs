@@ -5,17 +5,12 @@
 //! stream has no terminator; a clean end after a `finishReason` is success.
 
 use super::response::{finish_reason, read_parts, usage};
-use crate::translate::driver::{
-    chunk, data, error_event, ChunkHead, EventHandler, Flow, SseDriven,
-};
+use crate::translate::driver::{data, error_event, ChunkHead, EventHandler, Flow, SseDriven};
 use crate::translate::sse::SseEvent;
 use serde_json::{json, Value};
 
 pub struct GeminiToOpenAi {
-    include_usage: bool,
-    created: u64,
-    id: String,
-    model: String,
+    head: ChunkHead,
     started: bool,
     next_call: usize,
     tool_index: u64,
@@ -26,10 +21,7 @@ pub struct GeminiToOpenAi {
 impl GeminiToOpenAi {
     pub fn new(include_usage: bool, created: u64) -> SseDriven<Self> {
         SseDriven::new(GeminiToOpenAi {
-            include_usage,
-            created,
-            id: String::new(),
-            model: String::new(),
+            head: ChunkHead::new(include_usage, created),
             started: false,
             next_call: 0,
             tool_index: 0,
@@ -39,13 +31,7 @@ impl GeminiToOpenAi {
     }
 
     fn chunk(&self, delta: Value, finish: Option<&str>, out: &mut Vec<u8>) {
-        let head = ChunkHead {
-            id: &self.id,
-            created: self.created,
-            model: &self.model,
-            include_usage: self.include_usage,
-        };
-        chunk(&head, &delta, finish, out);
+        self.head.chunk(&delta, finish, out);
     }
 
     fn event(&mut self, e: SseEvent, out: &mut Vec<u8>, flow: &mut Flow) {
@@ -59,12 +45,12 @@ impl GeminiToOpenAi {
         }
         if !self.started {
             self.started = true;
-            self.id = v
+            self.head.id = v
                 .get("responseId")
                 .and_then(Value::as_str)
                 .unwrap_or("gemini")
                 .to_string();
-            self.model = v
+            self.head.model = v
                 .get("modelVersion")
                 .and_then(Value::as_str)
                 .unwrap_or("")
@@ -77,7 +63,7 @@ impl GeminiToOpenAi {
         let Some(c) = v.pointer("/candidates/0") else {
             return;
         };
-        let id = self.id.clone();
+        let id = self.head.id.clone();
         let parts = read_parts(c, &id, &mut self.next_call);
         if !parts.reasoning.is_empty() {
             self.chunk(json!({"reasoning_content": parts.reasoning}), None, out);
@@ -118,13 +104,8 @@ impl EventHandler for GeminiToOpenAi {
             );
             return;
         }
-        if self.include_usage {
-            let c = json!({
-                "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-                "choices": [], "usage": self.usage.clone().unwrap_or_else(|| usage(&Value::Null)),
-            });
-            data(&c, out);
-        }
+        let usage = self.usage.clone().unwrap_or_else(|| usage(&Value::Null));
+        self.head.usage_chunk(usage, out);
         out.extend_from_slice(b"data: [DONE]\n\n");
     }
 
