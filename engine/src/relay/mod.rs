@@ -88,27 +88,32 @@ fn client_header(
 }
 
 /// Write the response header; false when there is none or the client left.
-async fn send_header(session: &mut ServerSession, header: Option<ResponseHeader>) -> bool {
-    match header {
-        Some(h) => session.write_response_header(Box::new(h)).await.is_ok(),
-        None => false,
+/// `body_follows`: a body write comes right after and carries the head in
+/// the same packet.
+async fn send_header(
+    session: &mut ServerSession,
+    header: Option<ResponseHeader>,
+    body_follows: bool,
+) -> bool {
+    let Some(h) = header else {
+        return false;
+    };
+    if body_follows {
+        crate::listen::hold_header_flush(session);
     }
+    session.write_response_header(Box::new(h)).await.is_ok()
 }
 
-/// Sends the head if it has not gone out yet; `body_follows`: a body
-/// write comes right after and carries it in the same packet.
+/// [`send_header`], unless the head has gone out already.
 async fn send_head_once(
     session: &mut ServerSession,
     head: &mut Option<Option<ResponseHeader>>,
     body_follows: bool,
 ) -> bool {
-    let Some(header) = head.take() else {
-        return true;
-    };
-    if body_follows {
-        crate::listen::hold_header_flush(session);
+    match head.take() {
+        Some(header) => send_header(session, header, body_follows).await,
+        None => true,
     }
-    send_header(session, header).await
 }
 
 async fn send_whole(
@@ -200,7 +205,7 @@ pub async fn stream(
     // The first chunk goes out right behind the head: one packet. (With a
     // length, Pingora does not flush the head on its own; nothing to hold.)
     let first_follows = length.is_none() && c.first.as_ref().is_some_and(|b| !b.is_empty());
-    if !send_head_once(session, &mut Some(header), first_follows).await {
+    if !send_header(session, header, first_follows).await {
         return RelayEnd::ClientGone;
     }
     let mut pull = Pull::new(c.first.take(), idle, deadline);
