@@ -50,6 +50,10 @@ pub enum GatewayError {
     NotImplemented(String),
     #[error("provider `{0}` has no upstream API key configured")]
     NoUpstreamKey(String),
+    /// The provider refused the gateway's own credentials. Its answer is
+    /// never relayed: it can quote a fragment of the gateway's key.
+    #[error("provider `{0}` refused the gateway's upstream credentials; the gateway's operator must fix them")]
+    UpstreamAuth(String),
     #[error("provider `{provider}` is unreachable: {reason}")]
     UpstreamConnect { provider: String, reason: String },
     #[error("provider `{provider}` did not answer in time: {reason}")]
@@ -82,7 +86,9 @@ impl GatewayError {
             BodyRead(_) | BadRequest(_) | UnsupportedParameter { .. } => StatusCode::BAD_REQUEST,
             NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             NoUpstreamKey(_) => StatusCode::SERVICE_UNAVAILABLE,
-            UpstreamConnect { .. } | UpstreamProtocol { .. } => StatusCode::BAD_GATEWAY,
+            UpstreamConnect { .. } | UpstreamProtocol { .. } | UpstreamAuth(_) => {
+                StatusCode::BAD_GATEWAY
+            }
             UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             UpstreamRateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             UpstreamUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -111,6 +117,7 @@ impl GatewayError {
             UnknownModel(_) => ("invalid_request_error", "model_not_found"),
             NotImplemented(_) => ("invalid_request_error", "gateway_not_implemented"),
             NoUpstreamKey(_) => ("gateway_error", "gateway_no_upstream_key"),
+            UpstreamAuth(_) => ("gateway_error", "gateway_upstream_auth_failed"),
             UpstreamConnect { .. } => ("upstream_error", "upstream_unreachable"),
             UpstreamTimeout { .. } => ("upstream_error", "upstream_timeout"),
             UpstreamProtocol { .. } => ("upstream_error", "upstream_invalid_response"),

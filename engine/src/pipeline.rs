@@ -334,7 +334,7 @@ async fn serve_chat(
         .req_header()
         .headers
         .iter()
-        .filter(|(name, _)| headers::forward_to_provider(name))
+        .filter(|(name, _)| headers::forward_to_provider(name, &policy.listener.forward_headers))
         .map(|(n, v)| (n.clone(), v.clone()))
         .collect();
     let client_request = translate::ClientRequest::new(client, &body, &request);

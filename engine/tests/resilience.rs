@@ -79,7 +79,7 @@ fn keys_seen(m: &MockServer, key: &str) -> usize {
 
 fn one_provider(base_url: &str, provider_extra: &str, keys: &str) -> String {
     format!(
-        "version: 1\nproviders:\n  p:\n    kind: openai\n    base_url: {base_url}\n{provider_extra}    keys: {keys}\nmodels:\n  m:\n    targets: [{{provider: p, model: x}}]\nclient_keys:\n  - name: t\n    key: {CLIENT_KEY}\n"
+        "version: 1\nlistener: {{forward_headers: [x-mock-*]}}\nproviders:\n  p:\n    kind: openai\n    base_url: {base_url}\n{provider_extra}    keys: {keys}\nmodels:\n  m:\n    targets: [{{provider: p, model: x}}]\nclient_keys:\n  - name: t\n    key: {CLIENT_KEY}\n"
     )
 }
 
@@ -200,6 +200,57 @@ fn a_refused_key_leaves_rotation_and_is_reported_without_its_secret() {
     );
     let metrics = gw.request("GET", "/metrics", &[], b"").text();
     assert!(!metrics.contains("sk-revoked-secret"));
+}
+
+#[test]
+fn a_403_about_the_request_goes_back_to_the_client_and_benches_no_key() {
+    let m = mock(MockConfig {
+        schedule: vec![Step::requests(1, fault(403))],
+        ..MockConfig::default()
+    });
+    let gw = Gateway::start(
+        one_provider(&m.base_url(), "", "[{key: sk-only, name: only}]").as_bytes(),
+        "p.yaml",
+    );
+    let refused = ask(&gw);
+    assert_eq!(refused.status, 403, "{}", refused.text());
+    assert_eq!(
+        refused.header("x-switchyard-error-source"),
+        Some("provider")
+    );
+    // The one key still serves everyone else.
+    for _ in 0..3 {
+        assert_eq!(ask(&gw).status, 200);
+    }
+    assert_eq!(keys_seen(&m, "sk-only"), 4);
+    assert_eq!(
+        gw.metric(r#"switchyard_upstream_key_refused{provider="p",key="only"}"#),
+        0.0
+    );
+}
+
+#[test]
+fn a_provider_refusing_the_gateway_key_is_the_gateways_error_and_quotes_no_key() {
+    let secret = "sk-proj-gateway-secret-abcd";
+    let m = mock(MockConfig {
+        key_faults: vec![(secret.into(), fault(401))],
+        ..MockConfig::default()
+    });
+    let keys = format!("[{{key: {secret}, name: main}}]");
+    let gw = Gateway::start(one_provider(&m.base_url(), "", &keys).as_bytes(), "p.yaml");
+    let r = ask(&gw);
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "gateway_upstream_auth_failed");
+    let text = r.text();
+    assert!(
+        !text.contains("abcd") && !text.contains("sk-proj") && !text.contains("Incorrect API key"),
+        "the provider's words about the gateway's key reached a client: {text}"
+    );
+    assert_ne!(r.header("x-switchyard-error-source"), Some("provider"));
+    // Every later request is refused by the gateway without a new attempt.
+    let again = ask(&gw);
+    assert_eq!(again.status, 503, "{}", again.text());
+    assert_eq!(keys_seen(&m, secret), 1);
 }
 
 #[test]
@@ -493,7 +544,7 @@ fn least_latency_and_weighted_balancing() {
     let fast = mock(MockConfig::default());
     let same_priority = |balance: &str| {
         format!(
-            "version: 1\nproviders:\n  a: {{kind: openai, base_url: {}, keys: [{{key: ka}}]}}\n  b: {{kind: openai, base_url: {}, keys: [{{key: kb}}]}}\nmodels:\n  m:\n    balance: {balance}\n    targets:\n      - {{provider: a, model: a-model, priority: 0, weight: 3}}\n      - {{provider: b, model: b-model, priority: 0, weight: 1}}\nclient_keys:\n  - name: t\n    key: {CLIENT_KEY}\n",
+            "version: 1\nlistener: {{forward_headers: [x-mock-*]}}\nproviders:\n  a: {{kind: openai, base_url: {}, keys: [{{key: ka}}]}}\n  b: {{kind: openai, base_url: {}, keys: [{{key: kb}}]}}\nmodels:\n  m:\n    balance: {balance}\n    targets:\n      - {{provider: a, model: a-model, priority: 0, weight: 3}}\n      - {{provider: b, model: b-model, priority: 0, weight: 1}}\nclient_keys:\n  - name: t\n    key: {CLIENT_KEY}\n",
             slow.base_url(),
             fast.base_url()
         )

@@ -17,6 +17,7 @@ const ADMIN_KEY: &str = "sk-sy-tenancy-admin-00009";
 fn policy(base_url: &str, flush_ms: u64) -> String {
     format!(
         r#"version: 1
+listener: {{forward_headers: [x-mock-*]}}
 providers:
   mock: {{kind: openai, base_url: {base_url}, keys: [{{key: {UPSTREAM_KEY}}}]}}
   claude: {{kind: anthropic, base_url: {anthropic}, keys: [{{key: {UPSTREAM_KEY}}}]}}

@@ -18,7 +18,7 @@ fn policy(anthropic: &MockServer, openai_first: Option<&MockServer>) -> String {
         None => (String::new(), "      - {provider: ant, model: claude-sonnet-4-5}\n"),
     };
     format!(
-        "version: 1\nproviders:\n  ant:\n    kind: anthropic\n    base_url: http://{}\n    keys: [{{key: {UPSTREAM}}}]\n{extra_provider}models:\n  claude:\n    targets:\n{targets}client_keys:\n  - name: t\n    key: {CLIENT_KEY}\n",
+        "version: 1\nlistener: {{forward_headers: [x-mock-*]}}\nproviders:\n  ant:\n    kind: anthropic\n    base_url: http://{}\n    keys: [{{key: {UPSTREAM}}}]\n{extra_provider}models:\n  claude:\n    targets:\n{targets}client_keys:\n  - name: t\n    key: {CLIENT_KEY}\n",
         anthropic.addr
     )
 }
@@ -49,8 +49,8 @@ fn a_chat_completion_is_served_by_anthropic_in_openai_shape() {
     assert_eq!(r.header("x-switchyard-dropped-params"), Some("seed"));
     assert_eq!(
         r.header("anthropic-ratelimit-requests-remaining"),
-        Some("3999"),
-        "provider rate-limit headers surface"
+        None,
+        "the provider's limits on the gateway's key stay in the gateway"
     );
     let seen = &m.requests()[0];
     assert_eq!(seen.path, "/v1/messages");
@@ -264,7 +264,7 @@ fn failover_crosses_wire_formats() {
 fn gemini_setup() -> (MockServer, Gateway) {
     let m = MockServer::start(MockConfig::default()).unwrap();
     let policy = format!(
-        "version: 1\nproviders:\n  gem:\n    kind: gemini\n    base_url: http://{}\n    keys: [{{key: sk-gem-secret}}]\nmodels:\n  flash:\n    targets: [{{provider: gem, model: gemini-2.5-flash}}]\nclient_keys:\n  - name: t\n    key: {CLIENT_KEY}\n",
+        "version: 1\nlistener: {{forward_headers: [x-mock-*]}}\nproviders:\n  gem:\n    kind: gemini\n    base_url: http://{}\n    keys: [{{key: sk-gem-secret}}]\nmodels:\n  flash:\n    targets: [{{provider: gem, model: gemini-2.5-flash}}]\nclient_keys:\n  - name: t\n    key: {CLIENT_KEY}\n",
         m.addr
     );
     let gw = Gateway::start(policy.as_bytes(), "p.yaml");
@@ -391,7 +391,7 @@ fn gemini_errors_are_normalised_in_and_out_of_streams() {
 fn openai_compatible_quirks_apply_to_requests_and_answers() {
     let m = MockServer::start(MockConfig::default()).unwrap();
     let policy = format!(
-        "version: 1\nproviders:\n  local:\n    kind: openai_compatible\n    base_url: {}\n    compat: {{preset: mistral}}\n    keys: [{{key: sk-local}}]\nmodels:\n  local:\n    targets: [{{provider: local, model: mistral-small}}]\nclient_keys:\n  - name: t\n    key: {CLIENT_KEY}\n",
+        "version: 1\nlistener: {{forward_headers: [x-mock-*]}}\nproviders:\n  local:\n    kind: openai_compatible\n    base_url: {}\n    compat: {{preset: mistral}}\n    keys: [{{key: sk-local}}]\nmodels:\n  local:\n    targets: [{{provider: local, model: mistral-small}}]\nclient_keys:\n  - name: t\n    key: {CLIENT_KEY}\n",
         m.base_url()
     );
     let gw = Gateway::start(policy.as_bytes(), "p.yaml");
@@ -426,7 +426,7 @@ fn openai_compatible_quirks_apply_to_requests_and_answers() {
 fn anthropic_client_setup() -> (MockServer, Gateway) {
     let m = MockServer::start(MockConfig::default()).unwrap();
     let policy = format!(
-        "version: 1\nproviders:\n  ant:\n    kind: anthropic\n    base_url: http://{a}\n    keys: [{{key: {UPSTREAM}}}]\n  oai:\n    kind: openai\n    base_url: http://{a}/v1\n    keys: [{{key: sk-oai}}]\n  gem:\n    kind: gemini\n    base_url: http://{a}\n    keys: [{{key: sk-gem}}]\n  co:\n    kind: cohere\n    base_url: http://{a}\n    keys: [{{key: sk-co}}]\nmodels:\n  claude:\n    targets: [{{provider: ant, model: claude-sonnet-4-5}}]\n  gpt:\n    targets: [{{provider: oai, model: gpt-4o-mini}}]\n  flash:\n    targets: [{{provider: gem, model: gemini-2.5-flash}}]\n  command:\n    targets: [{{provider: co, model: command-r}}]\nclient_keys:\n  - name: t\n    key: {CLIENT_KEY}\n",
+        "version: 1\nlistener: {{forward_headers: [x-mock-*]}}\nproviders:\n  ant:\n    kind: anthropic\n    base_url: http://{a}\n    keys: [{{key: {UPSTREAM}}}]\n  oai:\n    kind: openai\n    base_url: http://{a}/v1\n    keys: [{{key: sk-oai}}]\n  gem:\n    kind: gemini\n    base_url: http://{a}\n    keys: [{{key: sk-gem}}]\n  co:\n    kind: cohere\n    base_url: http://{a}\n    keys: [{{key: sk-co}}]\nmodels:\n  claude:\n    targets: [{{provider: ant, model: claude-sonnet-4-5}}]\n  gpt:\n    targets: [{{provider: oai, model: gpt-4o-mini}}]\n  flash:\n    targets: [{{provider: gem, model: gemini-2.5-flash}}]\n  command:\n    targets: [{{provider: co, model: command-r}}]\nclient_keys:\n  - name: t\n    key: {CLIENT_KEY}\n",
         a = m.addr
     );
     let gw = Gateway::start(policy.as_bytes(), "p.yaml");
@@ -612,7 +612,7 @@ fn anthropic_clients_get_errors_in_anthropic_shape() {
 fn cohere_serves_openai_clients_with_tools_and_streams() {
     let m = MockServer::start(MockConfig::default()).unwrap();
     let policy = format!(
-        "version: 1\nproviders:\n  co:\n    kind: cohere\n    base_url: http://{}\n    keys: [{{key: sk-co-secret}}]\nmodels:\n  command:\n    targets: [{{provider: co, model: command-r}}]\nclient_keys:\n  - name: t\n    key: {CLIENT_KEY}\n",
+        "version: 1\nlistener: {{forward_headers: [x-mock-*]}}\nproviders:\n  co:\n    kind: cohere\n    base_url: http://{}\n    keys: [{{key: sk-co-secret}}]\nmodels:\n  command:\n    targets: [{{provider: co, model: command-r}}]\nclient_keys:\n  - name: t\n    key: {CLIENT_KEY}\n",
         m.addr
     );
     let gw = Gateway::start(policy.as_bytes(), "p.yaml");
@@ -665,7 +665,7 @@ fn a_stream_that_opens_with_an_error_fails_over_before_the_client_sees_it() {
     .unwrap();
     let healthy = MockServer::start(MockConfig::default()).unwrap();
     let policy = format!(
-        "version: 1\nproviders:\n  ant:\n    kind: anthropic\n    base_url: http://{}\n    keys: [{{key: k1}}]\n  backup:\n    kind: anthropic\n    base_url: http://{}\n    keys: [{{key: k2}}]\nmodels:\n  claude:\n    targets:\n      - {{provider: ant, model: claude-a}}\n      - {{provider: backup, model: claude-b}}\nclient_keys:\n  - name: t\n    key: {CLIENT_KEY}\n",
+        "version: 1\nlistener: {{forward_headers: [x-mock-*]}}\nproviders:\n  ant:\n    kind: anthropic\n    base_url: http://{}\n    keys: [{{key: k1}}]\n  backup:\n    kind: anthropic\n    base_url: http://{}\n    keys: [{{key: k2}}]\nmodels:\n  claude:\n    targets:\n      - {{provider: ant, model: claude-a}}\n      - {{provider: backup, model: claude-b}}\nclient_keys:\n  - name: t\n    key: {CLIENT_KEY}\n",
         overloaded.addr, healthy.addr
     );
     let gw = Gateway::start(policy.as_bytes(), "p.yaml");

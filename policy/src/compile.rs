@@ -8,6 +8,7 @@ use crate::spec::*;
 use crate::yaml_index::YamlIndex;
 use std::collections::{BTreeMap, HashMap};
 
+mod listener;
 mod routing;
 mod tenancy;
 use tenancy::Directory;
@@ -181,33 +182,6 @@ impl Checker<'_> {
         }
     }
 
-    fn listener(&mut self, l: ListenerSpec) -> Listener {
-        let address = self
-            .expand("listener.address", &l.address)
-            .unwrap_or_default();
-        if !address.is_empty() && address.parse::<std::net::SocketAddr>().is_err() {
-            self.error(
-                "listener.address",
-                format!("{address:?} is not an IP:port address (e.g. 127.0.0.1:8080)"),
-            );
-        }
-        if l.max_body_bytes == 0 {
-            self.error("listener.max_body_bytes", "must be greater than 0");
-        }
-        if l.upstream_ca.trim().is_empty() {
-            self.error(
-                "listener.upstream_ca",
-                "expected `webpki`, `system` or the path of a PEM file",
-            );
-        }
-        Listener {
-            address,
-            threads: l.threads,
-            max_body_bytes: l.max_body_bytes,
-            upstream_ca: l.upstream_ca,
-        }
-    }
-
     fn providers(&mut self, specs: BTreeMap<String, ProviderSpec>) -> Vec<Provider> {
         if specs.is_empty() {
             self.error("providers", "at least one provider is required");
@@ -230,7 +204,15 @@ impl Checker<'_> {
         let url_path = format!("{at}.base_url");
         let base_url = self.expand(&url_path, &p.base_url).unwrap_or_default();
         let endpoint = match parse_base_url(&base_url) {
-            Ok(e) => e,
+            Ok(e) => {
+                if !e.tls && !is_loopback_host(&e.host) {
+                    self.warn(
+                        &url_path,
+                        format!("{base_url:?} is plain http:// to a host that is not loopback: prompts, answers and the provider key cross the network unencrypted"),
+                    );
+                }
+                e
+            }
             Err(msg) => {
                 if !base_url.is_empty() || p.base_url.is_empty() {
                     self.error(&url_path, msg);
@@ -676,6 +658,14 @@ struct Endpoint {
     host: String,
     port: u16,
     path_prefix: String,
+}
+
+/// `localhost`, `127.0.0.0/8` or `::1`: traffic that never leaves the host.
+fn is_loopback_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn parse_base_url(url: &str) -> Result<Endpoint, String> {

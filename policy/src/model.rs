@@ -3,8 +3,10 @@
 
 use rkyv::{Archive, Deserialize, Serialize};
 
+mod listener;
 mod routing;
 mod tenancy;
+pub use listener::*;
 pub use routing::*;
 pub use tenancy::*;
 
@@ -28,14 +30,6 @@ pub struct RetryBudget {
     /// Retries allowed per original request, in thousandths.
     pub ratio_milli: u32,
     pub min_per_second: u32,
-}
-
-#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
-pub struct Listener {
-    pub address: String,
-    pub threads: u32,
-    pub max_body_bytes: u64,
-    pub upstream_ca: String,
 }
 
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,8 +4,10 @@
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
+mod listener;
 mod routing;
 mod tenancy;
+pub use listener::*;
 pub use routing::*;
 pub use tenancy::*;
 
@@ -65,42 +67,6 @@ fn default_budget_ratio() -> f64 {
 }
 fn default_budget_floor() -> u32 {
     10
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListenerSpec {
-    #[serde(default = "default_address")]
-    pub address: String,
-    /// Worker threads; 0 or absent means one per core.
-    #[serde(default)]
-    pub threads: u32,
-    #[serde(default = "default_max_body")]
-    pub max_body_bytes: u64,
-    /// `webpki` (bundled Mozilla roots), `system`, or a PEM file path.
-    #[serde(default = "default_ca")]
-    pub upstream_ca: String,
-}
-
-impl Default for ListenerSpec {
-    fn default() -> Self {
-        ListenerSpec {
-            address: default_address(),
-            threads: 0,
-            max_body_bytes: default_max_body(),
-            upstream_ca: default_ca(),
-        }
-    }
-}
-
-fn default_address() -> String {
-    "127.0.0.1:8080".into()
-}
-fn default_max_body() -> u64 {
-    32 * 1024 * 1024
-}
-fn default_ca() -> String {
-    "webpki".into()
 }
 
 #[derive(Debug, Deserialize, Clone, Copy)]

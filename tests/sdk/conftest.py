@@ -48,7 +48,10 @@ def gateway(tmp_path_factory):
     try:
         wait_http(f"http://127.0.0.1:{mock_port}/healthz")
         policy = tmp_path_factory.mktemp("policy") / "quickstart.yaml"
-        policy.write_text((ROOT / "examples" / "quickstart.yaml").read_text())
+        # The tests steer the mock with x-mock-* headers; the quickstart
+        # forwards no such header, so the test copy names them.
+        quickstart = (ROOT / "examples" / "quickstart.yaml").read_text()
+        policy.write_text(quickstart.replace("listener:\n", "listener:\n  forward_headers: [x-mock-*]\n", 1))
         env = dict(
             os.environ,
             OPENAI_BASE_URL=f"http://127.0.0.1:{mock_port}/v1",
@@ -93,7 +96,7 @@ def matrix_gateway(tmp_path_factory):
     mock = subprocess.Popen([str(TARGET / "mock-provider"), "--listen", f"127.0.0.1:{mock_port}"], stderr=subprocess.DEVNULL)
     try:
         wait_http(f"http://127.0.0.1:{mock_port}/healthz")
-        lines = ["version: 1", "providers:"]
+        lines = ["version: 1", "listener: {forward_headers: [x-mock-*]}", "providers:"]
         for name, spec in MATRIX_PROVIDERS.items():
             lines += [f"  {name}:", spec.format(mock=f"127.0.0.1:{mock_port}"), f"    keys: [{{key: sk-{name}}}]"]
         lines.append("models:")

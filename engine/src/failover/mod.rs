@@ -2,7 +2,9 @@
 //! provider's pool order, until one answers.
 //!
 //! - A rate-limited key (429) cools down and the next key of the same
-//!   target is tried; a refused key (401/403) leaves rotation.
+//!   target is tried; a key the provider calls invalid (401, or its
+//!   documented invalid-key error) leaves rotation, and the client gets
+//!   the gateway's own error, never the provider's body about its key.
 //! - A provider failure (5xx, 529, connect error, timeout, a stream that
 //!   breaks before its first byte) counts against the key's and target's
 //!   breakers and moves on to the next target (or, on the last target, the
@@ -513,7 +515,7 @@ fn settle<'a>(env: &Env<'_, 'a>, book: &mut Book, end: AttemptEnd<'a>) -> Step<'
                 Verdict::Retry(Blame::KeyRejected) => {
                     p.lease.key.reject(now);
                     tracing::warn!(provider = %name, key = %p.lease.key.name, status, "upstream key refused by the provider; taken out of rotation");
-                    book.last = Some(Last::Answered(name, response));
+                    book.last = Some(Last::Failed(GatewayError::UpstreamAuth(name)));
                     Step::SameTarget
                 }
                 Verdict::Retry(Blame::Provider) => {

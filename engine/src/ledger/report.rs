@@ -122,13 +122,15 @@ pub fn summarise(
         ..Row::default()
     };
     for r in &rows {
-        total.requests += r.requests;
-        total.errors += r.errors;
-        total.input_tokens += r.input_tokens;
-        total.cached_input_tokens += r.cached_input_tokens;
-        total.output_tokens += r.output_tokens;
-        total.reasoning_tokens += r.reasoning_tokens;
-        total.cost_nanos += r.cost_nanos;
+        total.requests = total.requests.saturating_add(r.requests);
+        total.errors = total.errors.saturating_add(r.errors);
+        total.input_tokens = total.input_tokens.saturating_add(r.input_tokens);
+        total.cached_input_tokens = total
+            .cached_input_tokens
+            .saturating_add(r.cached_input_tokens);
+        total.output_tokens = total.output_tokens.saturating_add(r.output_tokens);
+        total.reasoning_tokens = total.reasoning_tokens.saturating_add(r.reasoning_tokens);
+        total.cost_nanos = total.cost_nanos.saturating_add(r.cost_nanos);
     }
     total.cost = total.cost_nanos as f64 / 1e9;
     Ok(Report {

@@ -30,8 +30,8 @@ pub fn restore(
     let mut out = Restored::default();
     let month = spend_since(conn, periods.month_start_ms.min(periods.day_start_ms))?;
     for r in &month {
-        out.month_requests += r.requests;
-        out.month_cost_nanos += r.cost_nanos;
+        out.month_requests = out.month_requests.saturating_add(r.requests);
+        out.month_cost_nanos = out.month_cost_nanos.saturating_add(r.cost_nanos);
         for_scopes(active, r, |counters, _| {
             counters.monthly.seed(periods.month_tag(), r.cost_nanos);
         });
@@ -43,7 +43,7 @@ pub fn restore(
     }
     let now = mono_ns();
     for r in &spend_since(conn, now_ms - 60_000)? {
-        out.minute_requests += r.requests;
+        out.minute_requests = out.minute_requests.saturating_add(r.requests);
         for_scopes(active, r, |counters, rates| {
             if let Some((rpm, tpm)) = rates {
                 if rpm > 0 {

@@ -57,7 +57,7 @@ impl TokenBucket {
         let capacity = per_minute * t;
         let mut tat = self.tat.load(Ordering::Acquire);
         loop {
-            let next = tat.max(now) + n * t;
+            let next = tat.max(now).saturating_add(n * t);
             let ahead = next - now;
             if ahead > capacity {
                 return Err(Refusal::Wait(Duration::from_nanos(ahead - capacity)));
@@ -84,7 +84,7 @@ impl TokenBucket {
         let _ = self
             .tat
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |tat| {
-                Some(tat.max(now) + n * t)
+                Some(tat.max(now).saturating_add(n.saturating_mul(t)))
             });
     }
 
@@ -95,7 +95,7 @@ impl TokenBucket {
         let _ = self
             .tat
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |tat| {
-                Some(tat.saturating_sub(n * t))
+                Some(tat.saturating_sub(n.saturating_mul(t)))
             });
     }
 
@@ -152,6 +152,18 @@ mod tests {
             Err(Refusal::Wait(d)) => assert_eq!(d.as_secs(), 30),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_provider_reporting_absurd_usage_fills_the_bucket_without_wrapping() {
+        let b = TokenBucket::default();
+        let now = mono_ns();
+        b.charge(now, u64::MAX, 100);
+        assert!(matches!(b.try_take(now, 1, 100), Err(Refusal::Wait(_))));
+        b.charge(now, u64::MAX, 100);
+        assert_eq!(b.level(now, 100).remaining, 0);
+        b.refund(u64::MAX, 100);
+        assert_eq!(b.level(now, 100).remaining, 100);
     }
 
     #[test]

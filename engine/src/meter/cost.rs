@@ -44,7 +44,9 @@ pub fn reservation_nanos(price: &ArchivedPrice, body_bytes: u64, max_tokens: Opt
 
 /// Tokens-per-minute estimate of a request before it runs.
 pub fn token_estimate(body_bytes: u64, max_tokens: Option<u64>) -> u64 {
-    body_bytes.div_ceil(4) + max_tokens.unwrap_or(0)
+    body_bytes
+        .div_ceil(4)
+        .saturating_add(max_tokens.unwrap_or(0))
 }
 
 #[cfg(test)]
@@ -56,6 +58,12 @@ mod tests {
         let yaml = "version: 1\nproviders:\n  p: {kind: openai, base_url: http://127.0.0.1:1/v1}\nprices:\n  m: {input: 3, output: 15, cached_input: 0.3, cache_write: 3.75, max_output_tokens: 100}\n";
         let c = compile_yaml(yaml, "t", &std::collections::HashMap::new()).unwrap();
         Snapshot::from_bytes(&snapshot::encode(&c.policy, 1).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_max_tokens_near_the_limit_does_not_wrap_the_estimate() {
+        assert_eq!(token_estimate(1000, Some(u64::MAX)), u64::MAX);
+        assert_eq!(token_estimate(u64::MAX, Some(u64::MAX)), u64::MAX);
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub struct Usage {
 
 impl Usage {
     pub fn total(&self) -> u64 {
-        self.input + self.output
+        self.input.saturating_add(self.output)
     }
 }
 
@@ -71,7 +71,10 @@ pub fn anthropic(u: &Value) -> Reported {
     let read = n(u, "/cache_read_input_tokens");
     let write = n(u, "/cache_creation_input_tokens");
     Reported {
-        input: base.map(|b| b + read.unwrap_or(0) + write.unwrap_or(0)),
+        input: base.map(|b| {
+            b.saturating_add(read.unwrap_or(0))
+                .saturating_add(write.unwrap_or(0))
+        }),
         cached_input: read,
         cache_write: write,
         output: n(u, "/output_tokens"),
@@ -86,7 +89,7 @@ pub fn gemini(u: &Value) -> Reported {
         input: n(u, "/promptTokenCount"),
         cached_input: n(u, "/cachedContentTokenCount"),
         cache_write: None,
-        output: n(u, "/candidatesTokenCount").map(|c| c + thoughts.unwrap_or(0)),
+        output: n(u, "/candidatesTokenCount").map(|c| c.saturating_add(thoughts.unwrap_or(0))),
         reasoning: thoughts,
     }
 }
@@ -117,4 +120,25 @@ pub fn from_answer(kind: ProviderKind, v: &Value) -> Reported {
         ProviderKind::Cohere => v.get("usage").map(cohere),
     }
     .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_counts_near_the_limit_saturate_instead_of_wrapping() {
+        let max = u64::MAX;
+        let u = serde_json::json!({"input_tokens": max, "cache_read_input_tokens": max,
+            "cache_creation_input_tokens": 5, "output_tokens": max});
+        assert_eq!(anthropic(&u).input, Some(max));
+        let g = serde_json::json!({"candidatesTokenCount": max, "thoughtsTokenCount": 7});
+        assert_eq!(gemini(&g).output, Some(max));
+        let total = Usage {
+            input: max,
+            output: 1,
+            ..Usage::default()
+        };
+        assert_eq!(total.total(), max);
+    }
 }

@@ -23,7 +23,7 @@ pub fn hint(headers: &HeaderMap, body: &[u8], now: SystemTime) -> Option<Duratio
     };
     let found = h("retry-after-ms")
         .and_then(|v| v.parse::<f64>().ok())
-        .map(|ms| Duration::from_secs_f64(ms.max(0.0) / 1000.0))
+        .and_then(|ms| seconds(ms / 1000.0))
         .or_else(|| h("retry-after").and_then(|v| retry_after(v, now)))
         .or_else(|| openai_reset(&h))
         .or_else(|| anthropic_reset(headers, now))
@@ -33,7 +33,7 @@ pub fn hint(headers: &HeaderMap, body: &[u8], now: SystemTime) -> Option<Duratio
 
 fn retry_after(v: &str, now: SystemTime) -> Option<Duration> {
     if let Ok(secs) = v.parse::<f64>() {
-        return (secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+        return seconds(secs);
     }
     let at = httpdate::parse_http_date(v).ok()?;
     Some(at.duration_since(now).unwrap_or_default())
@@ -102,7 +102,19 @@ pub fn go_duration(s: &str) -> Option<Duration> {
         total += value * scale;
         rest = &rest[unit_end..];
     }
-    Some(Duration::from_secs_f64(total))
+    seconds(total)
+}
+
+/// A provider's number of seconds as a duration: negative, NaN and
+/// infinite values (`1e400` parses as infinity) are garbage, not a
+/// panic; a finite value too large for a `Duration` is held at a century
+/// (the caller caps it to [`MAX_COOLDOWN`] anyway).
+fn seconds(secs: f64) -> Option<Duration> {
+    const CENTURY: f64 = 100.0 * 365.0 * 86_400.0;
+    if !secs.is_finite() || secs < 0.0 {
+        return None;
+    }
+    Some(Duration::from_secs_f64(secs.min(CENTURY)))
 }
 
 #[cfg(test)]
@@ -157,6 +169,28 @@ mod tests {
             Some(MAX_COOLDOWN)
         );
         assert_eq!(hint(&headers(&[("retry-after", "soon")]), b"", now()), None);
+    }
+
+    #[test]
+    fn hostile_numbers_are_ignored_or_capped_never_a_panic() {
+        for v in ["1e400", "inf", "-inf", "NaN", "-1", "-0.5e3"] {
+            for name in ["retry-after", "retry-after-ms"] {
+                assert_eq!(
+                    hint(&headers(&[(name, v)]), b"", now()),
+                    None,
+                    "{name}: {v}"
+                );
+            }
+        }
+        assert_eq!(
+            hint(&headers(&[("retry-after-ms", "1e300")]), b"", now()),
+            Some(MAX_COOLDOWN)
+        );
+        let huge = format!("{}h", "9".repeat(400));
+        assert_eq!(go_duration(&huge), None);
+        assert_eq!(go_duration("1e3s"), None);
+        let h = headers(&[("x-ratelimit-reset-tokens", "99999999999999999999h")]);
+        assert_eq!(hint(&h, b"", now()), Some(MAX_COOLDOWN));
     }
 
     #[test]

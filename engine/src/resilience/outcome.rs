@@ -18,7 +18,11 @@ pub enum Verdict {
 pub enum Blame {
     /// The key is rate limited: cool it down.
     KeyRateLimited,
-    /// The key was refused (401/403): take it out of rotation.
+    /// The provider says the key itself is invalid (401, or a provider's
+    /// documented invalid-key error): take it out of rotation. A 403 about
+    /// the request (a model that project may not use) is not the key's
+    /// fault and goes back to the client: it must not bench a key that
+    /// serves every other tenant.
     KeyRejected,
     /// The provider failed (5xx, 529, transport): counts against the key's
     /// and the target's breakers.
@@ -30,12 +34,31 @@ pub enum Blame {
 pub fn classify_status(status: u16, _headers: &HeaderMap, body: &[u8]) -> Verdict {
     match status {
         200..=399 => Verdict::Deliver,
-        401 | 403 => Verdict::Retry(Blame::KeyRejected),
+        401 => Verdict::Retry(Blame::KeyRejected),
+        400 | 403 if is_invalid_key(body) => Verdict::Retry(Blame::KeyRejected),
         429 if is_quota_exhausted(body) => Verdict::Final,
         429 => Verdict::Retry(Blame::KeyRateLimited),
         500 | 502 | 503 | 504 | 529 => Verdict::Retry(Blame::Provider),
         _ => Verdict::Final,
     }
+}
+
+/// A provider's documented "this API key is invalid" error, whatever the
+/// status: OpenAI's `invalid_api_key` code, Anthropic's
+/// `authentication_error`, Google's `API_KEY_INVALID` reason (sent with a
+/// 400) or `UNAUTHENTICATED` status.
+fn is_invalid_key(body: &[u8]) -> bool {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return false;
+    };
+    let e = &v["error"];
+    e["code"] == "invalid_api_key"
+        || e["type"] == "authentication_error"
+        || e["status"] == "UNAUTHENTICATED"
+        || e["details"].as_array().is_some_and(|d| {
+            d.iter()
+                .any(|d| d["reason"] == "API_KEY_INVALID" || d["reason"] == "API_KEY_EXPIRED")
+        })
 }
 
 /// OpenAI's `insufficient_quota` (billing, not rate): retrying cannot help.
@@ -66,6 +89,27 @@ mod tests {
             Verdict::Retry(Blame::Provider)
         );
         assert_eq!(classify_status(501, &h, b""), Verdict::Final);
+        // A 403 about the request goes back to the client; only a
+        // documented invalid-key error benches the key.
+        let project = br#"{"error":{"message":"Project `p` does not have access to model `m`","type":"invalid_request_error","code":"model_not_found"}}"#;
+        assert_eq!(classify_status(403, &h, project), Verdict::Final);
+        assert_eq!(classify_status(403, &h, b""), Verdict::Final);
+        let anthropic = br#"{"type":"error","error":{"type":"permission_error","message":"no"}}"#;
+        assert_eq!(classify_status(403, &h, anthropic), Verdict::Final);
+        let gemini = br#"{"error":{"code":400,"status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID"}]}}"#;
+        assert_eq!(
+            classify_status(400, &h, gemini),
+            Verdict::Retry(Blame::KeyRejected)
+        );
+        let openai = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/conformance/openai/error_401_invalid_api_key.json"
+        ))
+        .unwrap_or_else(|_| br#"{"error":{"code":"invalid_api_key"}}"#.to_vec());
+        assert_eq!(
+            classify_status(403, &h, &openai),
+            Verdict::Retry(Blame::KeyRejected)
+        );
         let rate = br#"{"error":{"code":"rate_limit_exceeded","type":"tokens"}}"#;
         assert_eq!(
             classify_status(429, &h, rate),

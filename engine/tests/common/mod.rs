@@ -49,6 +49,7 @@ pub fn policy_yaml(base_url: &str, max_body: u64, models: &str) -> String {
         r#"version: 1
 listener:
   max_body_bytes: {max_body}
+  forward_headers: [x-mock-*]
 providers:
   mock:
     kind: openai

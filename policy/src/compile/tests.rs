@@ -528,3 +528,68 @@ fn tenancy_mistakes_are_located() {
         "{d:?}"
     );
 }
+
+#[test]
+fn listener_bounds_default_sanely_and_bad_ones_are_errors() {
+    let c = compile_yaml(GOOD, "p.yaml", &base_env()).unwrap();
+    let l = &c.policy.listener.limits;
+    assert_eq!(l.header_timeout_ms, 10_000);
+    assert!(l.max_connections > 0 && l.max_connections_per_ip <= l.max_connections);
+    assert!(c.policy.listener.admin_address.is_empty());
+    let bad = GOOD.replace(
+        "  address: 127.0.0.1:9000\n",
+        "  address: 127.0.0.1:9000\n  admin_address: 127.0.0.1:9000\n  header_timeout_ms: 0\n  write_timeout_ms: 99999999\n  max_connections: 0\n  max_buffered_bytes: 10\n  forward_headers: [Authorization, 'x bad', x-goog-api-key]\n  tls: {cert_file: '', key_file: k.pem}\n",
+    );
+    let paths: Vec<String> = errors(&bad, &base_env())
+        .into_iter()
+        .map(|d| d.path)
+        .collect();
+    for p in [
+        "listener.admin_address",
+        "listener.header_timeout_ms",
+        "listener.write_timeout_ms",
+        "listener.max_connections",
+        "listener.max_buffered_bytes",
+        "listener.forward_headers[0]",
+        "listener.forward_headers[1]",
+        "listener.forward_headers[2]",
+        "listener.tls.cert_file",
+    ] {
+        assert!(paths.iter().any(|x| x == p), "{p} not in {paths:?}");
+    }
+}
+
+#[test]
+fn forwarded_header_patterns_are_lower_case_and_wide_ones_warn() {
+    let src = GOOD.replace(
+        "  address: 127.0.0.1:9000\n",
+        "  address: 127.0.0.1:9000\n  forward_headers: [X-Mock-*, x-*]\n",
+    );
+    let c = compile_yaml(&src, "p.yaml", &base_env()).unwrap();
+    assert_eq!(c.policy.listener.forward_headers, ["x-mock-*", "x-*"]);
+    assert!(c
+        .warnings
+        .iter()
+        .any(|w| w.path == "listener.forward_headers[1]"));
+    assert!(!c
+        .warnings
+        .iter()
+        .any(|w| w.path == "listener.forward_headers[0]"));
+}
+
+#[test]
+fn plain_http_to_a_remote_host_and_a_public_listener_without_admin_address_warn() {
+    let mut e = base_env();
+    e.insert("OPENAI_BASE_URL".into(), "http://10.1.2.3:4010/v1".into());
+    let src = GOOD.replace("127.0.0.1:9000", "0.0.0.0:9000");
+    let c = compile_yaml(&src, "p.yaml", &e).unwrap();
+    let warned = |p: &str| c.warnings.iter().any(|w| w.path == p);
+    assert!(warned("providers.openai.base_url"));
+    assert!(warned("listener.address"));
+    e.insert("OPENAI_BASE_URL".into(), "http://localhost:4010/v1".into());
+    let c = compile_yaml(GOOD, "p.yaml", &e).unwrap();
+    assert!(!c
+        .warnings
+        .iter()
+        .any(|w| w.path == "providers.openai.base_url" || w.path == "listener.address"));
+}

@@ -14,6 +14,21 @@ pub fn error(code: u16, status: &str, message: &str) -> ApiError {
     ApiError { status: code, body }
 }
 
+/// Google's answer to a wrong key: a 400 whose `ErrorInfo` names the reason.
+pub fn invalid_key() -> ApiError {
+    let mut e = error(
+        400,
+        "INVALID_ARGUMENT",
+        "API key not valid. Please pass a valid API key.",
+    );
+    e.body["error"]["details"] = json!([{
+        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+        "reason": "API_KEY_INVALID",
+        "domain": "googleapis.com"
+    }]);
+    e
+}
+
 pub fn injected_error(status: u16) -> ApiError {
     match status {
         400 => error(400, "INVALID_ARGUMENT", "Injected invalid argument (mock)."),

@@ -47,6 +47,27 @@ pub fn error(
     }
 }
 
+/// OpenAI's answer to a wrong key, which quotes the key's first and last
+/// characters (`error_401_invalid_api_key.json`): what a gateway must
+/// never relay to its clients.
+pub fn incorrect_key(presented: &str) -> ApiError {
+    let chars: Vec<char> = presented.chars().collect();
+    let masked = if chars.len() > 12 {
+        let head: String = chars[..8].iter().collect();
+        let tail: String = chars[chars.len() - 4..].iter().collect();
+        format!("{head}{}{tail}", "*".repeat(chars.len() - 12))
+    } else {
+        "*".repeat(chars.len())
+    };
+    error(
+        401,
+        &format!("Incorrect API key provided: {masked}. You can find your API key at https://platform.openai.com/account/api-keys."),
+        "invalid_request_error",
+        None,
+        Some("invalid_api_key"),
+    )
+}
+
 /// The error body the real API sends for an injected status.
 pub fn injected_error(status: u16) -> ApiError {
     match status {

@@ -285,6 +285,9 @@ async fn handle(
             Api::Anthropic => anthropic::injected_error(status),
             Api::Gemini => gemini::injected_error(status),
             Api::Cohere => cohere::error(status, "Injected error (mock)."),
+            Api::OpenAi if status == 401 => {
+                openai::incorrect_key(bearer(&parts.headers).unwrap_or(""))
+            }
             Api::OpenAi => openai::injected_error(status),
         };
         if let Some(code) = &faults.error_code {
@@ -461,13 +464,13 @@ fn check_key(cfg: &MockConfig, headers: &http::HeaderMap, api: Api) -> Result<()
     match (presented, &cfg.expect_key, api) {
         (None, _, Api::Anthropic) => Err(anthropic::error(401, "authentication_error", "x-api-key header is required")),
         (None, _, Api::Gemini) => Err(gemini::error(401, "UNAUTHENTICATED", "Method doesn't allow unregistered callers. Please use an API key.")),
-        (Some(_), Some(_), Api::Gemini) if presented != cfg.expect_key.as_deref() => Err(gemini::error(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.")),
+        (Some(_), Some(_), Api::Gemini) if presented != cfg.expect_key.as_deref() => Err(gemini::invalid_key()),
         (None, _, Api::OpenAi | Api::Cohere) => Err(openai::error(401, "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).", "invalid_request_error", None, None)),
         (Some(k), Some(expected), _) if k != expected => Err(match api {
             Api::Anthropic => anthropic::injected_error(401),
             Api::Gemini => gemini::injected_error(401),
             Api::Cohere => cohere::error(401, "invalid api token"),
-            Api::OpenAi => openai::injected_error(401),
+            Api::OpenAi => openai::incorrect_key(k),
         }),
         _ => Ok(()),
     }
