@@ -84,29 +84,35 @@ pub fn authenticate_admin(
 
 /// The client's address: the socket peer, or, when the peer is a trusted
 /// proxy, the last address in `X-Forwarded-For` that is not one.
+/// `forwarded_for` holds every `X-Forwarded-For` line in the order
+/// received: a proxy that appends its own line rather than extending the
+/// client's must not let the client's line decide (RFC 9110 §5.3: the
+/// lines are one comma-separated list).
 pub fn client_ip(
     peer: Option<IpAddr>,
-    forwarded_for: Option<&[u8]>,
+    forwarded_for: &[&[u8]],
     tenancy: &ArchivedTenancy,
 ) -> Option<IpAddr> {
     let peer = peer?;
     if !tenancy.trusts_proxy(peer) {
         return Some(peer);
     }
-    let Some(list) = forwarded_for.and_then(|v| std::str::from_utf8(v).ok()) else {
-        return Some(peer);
-    };
     let mut client = peer;
     // Right to left: each hop appended the address it saw; the first one
     // not added by a proxy we trust is the client.
-    for hop in list.rsplit(',') {
-        let Ok(ip) = hop.trim().parse::<IpAddr>() else {
-            // A garbled entry: nothing left of it can be believed.
-            break;
+    for line in forwarded_for.iter().rev() {
+        let Ok(list) = std::str::from_utf8(line) else {
+            return Some(client);
         };
-        client = ip;
-        if !tenancy.trusts_proxy(ip) {
-            break;
+        for hop in list.rsplit(',') {
+            let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+                // A garbled entry: nothing left of it can be believed.
+                return Some(client);
+            };
+            client = ip;
+            if !tenancy.trusts_proxy(ip) {
+                return Some(client);
+            }
         }
     }
     Some(client)

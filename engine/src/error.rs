@@ -24,6 +24,8 @@ pub enum GatewayError {
     ModelNotAllowed(String),
     #[error("this endpoint needs an admin key")]
     AdminOnly,
+    #[error("this key has a spend budget and `{0}` has no price, so its cost could not be bounded; ask the gateway's operator to price it")]
+    Unpriced(String),
     #[error("{0}")]
     RateLimited(Box<LimitHit>),
     #[error("{0}")]
@@ -38,6 +40,13 @@ pub enum GatewayError {
     BodyRead(String),
     #[error("invalid request body: {0}")]
     BadRequest(String),
+    #[error("{0}")]
+    InvalidModelName(&'static str),
+    #[error("invalid `{header}` header: {reason}")]
+    BadHeader {
+        header: &'static str,
+        reason: &'static str,
+    },
     #[error("`{param}` is not supported when the model is served by a provider of kind `{kind}`: {reason}")]
     UnsupportedParameter {
         param: String,
@@ -76,14 +85,17 @@ impl GatewayError {
         use GatewayError::*;
         match self {
             MissingKey | InvalidKey | KeyExpired(..) => StatusCode::UNAUTHORIZED,
-            KeySuspended(_) | SourceNotAllowed(_) | ModelNotAllowed(_) | AdminOnly => {
-                StatusCode::FORBIDDEN
-            }
+            KeySuspended(_) | SourceNotAllowed(_) | ModelNotAllowed(_) | AdminOnly
+            | Unpriced(_) => StatusCode::FORBIDDEN,
             RateLimited(_) | BudgetExceeded(_) => StatusCode::TOO_MANY_REQUESTS,
             NotFound { .. } | UnknownModel(_) => StatusCode::NOT_FOUND,
             MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            BodyRead(_) | BadRequest(_) | UnsupportedParameter { .. } => StatusCode::BAD_REQUEST,
+            BodyRead(_)
+            | BadRequest(_)
+            | UnsupportedParameter { .. }
+            | InvalidModelName(_)
+            | BadHeader { .. } => StatusCode::BAD_REQUEST,
             NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             NoUpstreamKey(_) => StatusCode::SERVICE_UNAVAILABLE,
             UpstreamConnect { .. } | UpstreamProtocol { .. } | UpstreamAuth(_) => {
@@ -107,12 +119,15 @@ impl GatewayError {
             SourceNotAllowed(_) => ("permission_error", "ip_not_allowed"),
             ModelNotAllowed(_) => ("permission_error", "model_not_allowed"),
             AdminOnly => ("permission_error", "admin_key_required"),
+            Unpriced(_) => ("permission_error", "gateway_model_unpriced"),
             RateLimited(hit) => ("gateway_rate_limit", hit.kind.code()),
             BudgetExceeded(_) => ("insufficient_quota", "gateway_budget_exceeded"),
             NotFound { .. } => ("invalid_request_error", "unknown_url"),
             MethodNotAllowed { .. } => ("invalid_request_error", "method_not_allowed"),
             BodyTooLarge { .. } => ("invalid_request_error", "request_too_large"),
             BodyRead(_) | BadRequest(_) => ("invalid_request_error", "invalid_request"),
+            InvalidModelName(_) => ("invalid_request_error", "invalid_model_name"),
+            BadHeader { .. } => ("invalid_request_error", "invalid_header"),
             UnsupportedParameter { .. } => ("invalid_request_error", "unsupported_parameter"),
             UnknownModel(_) => ("invalid_request_error", "model_not_found"),
             NotImplemented(_) => ("invalid_request_error", "gateway_not_implemented"),
@@ -129,7 +144,9 @@ impl GatewayError {
 
     fn param(&self) -> Option<&str> {
         match self {
-            GatewayError::UnknownModel(_) | GatewayError::ModelNotAllowed(_) => Some("model"),
+            GatewayError::UnknownModel(_)
+            | GatewayError::ModelNotAllowed(_)
+            | GatewayError::InvalidModelName(_) => Some("model"),
             GatewayError::UnsupportedParameter { param, .. } => Some(param),
             _ => None,
         }

@@ -39,7 +39,11 @@ use std::time::{Duration, Instant};
 pub(crate) struct Served {
     route: &'static str,
     status: u16,
+    /// The client's model name (checked: short and plain), for the log.
     model: String,
+    /// The alias that served, `<direct>` or `-`: only names from the
+    /// policy become metric labels, never a string a client made up.
+    model_label: String,
     provider: String,
     error: Option<&'static str>,
     attempts: u32,
@@ -51,6 +55,7 @@ impl Served {
             route,
             status,
             model: "-".into(),
+            model_label: "-".into(),
             provider: "-".into(),
             error: None,
             attempts: 0,
@@ -112,7 +117,7 @@ pub async fn handle(gw: &Gateway, session: &mut ServerSession) -> bool {
     if served.route != "metrics" && served.route != "health" {
         gw.metrics.record_request(&RequestRecord {
             route: served.route,
-            model: &served.model,
+            model: &served.model_label,
             provider: &served.provider,
             status: served.status,
             duration: elapsed,
@@ -122,9 +127,9 @@ pub async fn handle(gw: &Gateway, session: &mut ServerSession) -> bool {
         target: "switchyard::access",
         request_id = %rid,
         method = %method,
-        path = %path,
+        path = ?path,
         status = served.status,
-        model = %served.model,
+        model = ?served.model,
         provider = %served.provider,
         error = served.error.unwrap_or("-"),
         attempts = served.attempts,
@@ -167,8 +172,14 @@ fn authenticate<'p>(
         .client_addr()
         .and_then(|a| a.as_inet())
         .map(|a| a.ip());
-    let forwarded_for = session.get_header("x-forwarded-for").map(|v| v.as_bytes());
-    let ip = auth::client_ip(peer, forwarded_for, &policy.tenancy);
+    let forwarded_for: Vec<&[u8]> = session
+        .req_header()
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    let ip = auth::client_ip(peer, &forwarded_for, &policy.tenancy);
     auth::authenticate(policy, presented_key(session), ip, now_unix)
 }
 
@@ -202,11 +213,10 @@ async fn chat(
         Ok(c) => c,
         Err(e) => return fail(session, route, e, rid, client).await,
     };
-    let task = session
-        .get_header("x-task-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
+    let task = match task_id(session) {
+        Ok(t) => t,
+        Err(e) => return fail(session, route, e, rid, client).await,
+    };
     let mut bill = Bill::default();
     let served = serve_chat(
         session, active, &caller, rid, gw, client, route, &mut bill, started,
@@ -239,6 +249,25 @@ async fn chat(
     served
 }
 
+/// The longest `x-task-id` kept.
+const MAX_TASK_ID: usize = 128;
+
+/// The client's `x-task-id`, checked before the ledger records it: at most
+/// 128 printable ASCII characters; absent is empty.
+fn task_id(session: &ServerSession) -> Result<String, GatewayError> {
+    let Some(v) = session.get_header("x-task-id") else {
+        return Ok(String::new());
+    };
+    let v = v.as_bytes();
+    if v.len() > MAX_TASK_ID || !v.iter().all(|b| (0x20..0x7f).contains(b)) {
+        return Err(GatewayError::BadHeader {
+            header: "x-task-id",
+            reason: "at most 128 printable ASCII characters",
+        });
+    }
+    Ok(String::from_utf8_lossy(v).into_owned())
+}
+
 fn principal_name(p: Option<&policy::ArchivedPrincipal>) -> &str {
     p.map(|p| p.name.as_str()).unwrap_or("")
 }
@@ -265,6 +294,9 @@ async fn serve_chat(
         Ok(r) => r,
         Err(e) => return fail(session, route, e, rid, client).await,
     };
+    if let Err(e) = routing::check_model_name(&request.model) {
+        return fail(session, route, e, rid, client).await;
+    }
     bill.alias = request.model.to_string();
     // What the client's own API requires is checked before any provider
     // state (cool-downs, breakers) can answer in its place.
@@ -322,7 +354,10 @@ async fn serve_chat(
     // Most callers have no budget: then no prices are looked up here.
     let budgeted = scopes.budgeted();
     if !budgeted.is_empty() {
-        let worst = quota::reservation(policy, &plan, body_bytes, request.max_tokens);
+        let worst = match quota::reservation(policy, &plan, body_bytes, request.max_tokens) {
+            Ok(w) => w,
+            Err(e) => return fail(session, route, e, rid, client).await,
+        };
         let periods = active.periods.at(jiff::Timestamp::now().as_millisecond());
         bill.budget = match budgets::reserve(&budgeted, model_name, worst, &periods) {
             Ok(h) => Some(h),
@@ -348,10 +383,15 @@ async fn serve_chat(
     bill.overhead_us = started.elapsed().as_micros() as u64;
     let (delivery, attempts) = failover::run(&env, &plan).await;
     let model = request.model.to_string();
+    let model_label = match target {
+        routing::Route::Alias(_) => model_name.to_string(),
+        routing::Route::Direct { .. } => "<direct>".to_string(),
+    };
     let served = |provider: &str, status: u16, error: Option<&'static str>| Served {
         route,
         status,
         model: model.clone(),
+        model_label: model_label.clone(),
         provider: provider.to_string(),
         error,
         attempts,

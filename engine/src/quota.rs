@@ -3,6 +3,7 @@
 
 use crate::auth::Caller;
 use crate::budgets::Budgeted;
+use crate::error::GatewayError;
 use crate::failover::Plan;
 use crate::limits::Limited;
 use crate::meter::cost;
@@ -74,16 +75,23 @@ impl<'a> Scopes<'a> {
     }
 }
 
-/// The most any target of the plan could charge for this request.
+/// The most any target of the plan could charge for this request. A
+/// budget cannot bound what has no price: a target without one refuses
+/// the request (`policyc` already refuses such aliases; this catches
+/// direct `<provider>/<model>` calls).
 pub fn reservation(
     policy: &ArchivedCompiledPolicy,
     plan: &Plan<'_>,
     body_bytes: u64,
     max_tokens: Option<u64>,
-) -> u64 {
-    plan.targets()
-        .filter_map(|(provider, model)| policy.tenancy.price(provider, model))
-        .map(|p| cost::reservation_nanos(p, body_bytes, max_tokens))
-        .max()
-        .unwrap_or(0)
+) -> Result<u64, GatewayError> {
+    let mut worst = 0;
+    for (provider, model) in plan.targets() {
+        let price = policy
+            .tenancy
+            .price(provider, model)
+            .ok_or_else(|| GatewayError::Unpriced(format!("{provider}/{model}")))?;
+        worst = worst.max(cost::reservation_nanos(price, body_bytes, max_tokens));
+    }
+    Ok(worst)
 }

@@ -72,8 +72,9 @@ pub fn run(opts: ServeOptions) -> Result<(), StartError> {
                 .map(|n| n.get())
                 .unwrap_or(1)
         });
+    // Held until the server stops: the bundle's directory goes with it.
     let ca = tls_roots::ca_file(listener.upstream_ca.as_str()).map_err(StartError::Tls)?;
-    upstream::set_ca_file(ca);
+    upstream::set_ca_file(ca.file.clone());
     let sockets = listen::bind(&listen, threads).map_err(|source| StartError::Listen {
         addr: listen.clone(),
         source,
@@ -157,5 +158,6 @@ pub fn run(opts: ServeOptions) -> Result<(), StartError> {
     let queued = stats.queued.load(std::sync::atomic::Ordering::Relaxed);
     ledger.close();
     tracing::info!(queued, "usage ledger drained; switchyard stopped");
+    drop(ca);
     Ok(())
 }

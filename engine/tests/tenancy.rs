@@ -19,7 +19,7 @@ fn policy(base_url: &str, flush_ms: u64) -> String {
         r#"version: 1
 listener: {{forward_headers: [x-mock-*]}}
 providers:
-  mock: {{kind: openai, base_url: {base_url}, keys: [{{key: {UPSTREAM_KEY}}}]}}
+  mock: {{kind: openai, base_url: {base_url}, allow_direct: true, keys: [{{key: {UPSTREAM_KEY}}}]}}
   claude: {{kind: anthropic, base_url: {anthropic}, keys: [{{key: {UPSTREAM_KEY}}}]}}
 models:
   fast: {{targets: [{{provider: mock, model: gpt-4o-mini}}]}}
@@ -27,6 +27,7 @@ models:
   sonnet: {{targets: [{{provider: claude, model: claude-sonnet-4-5}}]}}
 prices:
   mock/gpt-4o-mini: {{input: 1000, output: 2000}}
+  mock/gpt-4.1: {{input: 2, output: 8}}
   claude/claude-sonnet-4-5: {{input: 3, output: 15}}
 usage: {{flush_interval_ms: {flush_ms}}}
 teams:
@@ -165,6 +166,34 @@ fn every_auth_failure_has_its_status_and_shape_and_no_secret_leaks() {
         (ok["key"].as_str(), ok["user"].as_str(), ok["team"].as_str()),
         (Some("ok"), Some("ada"), Some("research"))
     );
+}
+
+#[test]
+fn a_budgeted_key_cannot_reach_a_model_without_a_price() {
+    let mock = MockServer::start(MockConfig::default()).unwrap();
+    let gw = Gateway::start(policy(&mock.base_url(), 50).as_bytes(), "p.yaml");
+    let r = chat_as(
+        &gw,
+        BUDGET_KEY,
+        r#"{"model":"mock/gpt-unpriced","messages":[{"role":"user","content":"hi"}]}"#,
+        &[],
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "gateway_model_unpriced");
+    assert!(
+        mock.requests().is_empty(),
+        "an unbounded call reached the provider"
+    );
+    // A priced direct model is served, and an unbudgeted key may use any.
+    let priced = r#"{"model":"mock/gpt-4o-mini","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}"#;
+    assert_eq!(chat_as(&gw, BUDGET_KEY, priced, &[]).status, 200);
+    let r = chat_as(
+        &gw,
+        RPM_KEY,
+        r#"{"model":"mock/gpt-unpriced","messages":[{"role":"user","content":"hi"}]}"#,
+        &[],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
 }
 
 #[test]

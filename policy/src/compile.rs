@@ -606,19 +606,25 @@ impl Checker<'_> {
         out
     }
 
-    /// Budgets are kept in money: a budgeted key calling an unpriced model
-    /// would spend nothing, which is worth a warning.
+    /// Budgets are kept in money: a budgeted caller reaching an unpriced
+    /// model would spend without bound. Every alias target a budgeted key
+    /// can reach (by name or through a router) must have a price; direct
+    /// `<provider>/<model>` calls without one are refused at run time.
     fn check_prices(&mut self, p: &CompiledPolicy) {
-        let budgeted = p
+        let budgeted_keys: Vec<&ClientKey> = p
             .client_keys
             .iter()
-            .any(|k| k.budgets != Budgets::default())
-            || p.tenancy
-                .users
-                .iter()
-                .chain(&p.tenancy.teams)
-                .any(|u| u.budgets != Budgets::default());
-        if !budgeted {
+            .filter(|k| {
+                let principal = |i: Option<u32>, list: &[Principal]| {
+                    i.and_then(|i| list.get(i as usize))
+                        .is_some_and(|u| u.budgets != Budgets::default())
+                };
+                k.budgets != Budgets::default()
+                    || principal(k.user, &p.tenancy.users)
+                    || principal(k.team, &p.tenancy.teams)
+            })
+            .collect();
+        if budgeted_keys.is_empty() {
             return;
         }
         let priced = |provider: &str, model: &str| {
@@ -627,7 +633,21 @@ impl Checker<'_> {
                 .iter()
                 .any(|x| x.model == model || x.model == format!("{provider}/{model}"))
         };
-        for a in &p.aliases {
+        let allows = |k: &ClientKey, name: &str| k.models.iter().any(|m| pattern_matches(m, name));
+        for (ai, a) in p.aliases.iter().enumerate() {
+            let via_router = |k: &ClientKey| {
+                p.routing.routers.iter().any(|r| {
+                    allows(k, &r.name)
+                        && (r.default_alias as usize == ai
+                            || r.rules.iter().any(|rule| rule.alias as usize == ai))
+                })
+            };
+            let Some(key) = budgeted_keys
+                .iter()
+                .find(|k| allows(k, &a.name) || via_router(k))
+            else {
+                continue;
+            };
             for t in &a.targets {
                 let provider = p
                     .providers
@@ -635,9 +655,9 @@ impl Checker<'_> {
                     .map(|x| x.name.as_str())
                     .unwrap_or("?");
                 if !priced(provider, &t.model) {
-                    self.warn(
+                    self.error(
                         &format!("models.{}", a.name),
-                        format!("budgets are set but `{provider}/{}` has no entry under `prices`: its calls cost 0", t.model),
+                        format!("`{provider}/{}` has no entry under `prices`, and key `{}` has a budget and can reach it: its calls would never be charged", t.model, key.name),
                     );
                 }
             }

@@ -94,7 +94,8 @@ fn forwarded_for_is_believed_only_from_trusted_proxies() {
     let s = snap("");
     let t = &s.policy().tenancy;
     let ip = |peer: &str, xff: Option<&str>| {
-        client_ip(peer.parse().ok(), xff.map(str::as_bytes), t).map(|i| i.to_string())
+        let lines: Vec<&[u8]> = xff.map(str::as_bytes).into_iter().collect();
+        client_ip(peer.parse().ok(), &lines, t).map(|i| i.to_string())
     };
     // An untrusted peer cannot claim another address.
     assert_eq!(ip("1.2.3.4", Some("192.168.0.9")).unwrap(), "1.2.3.4");
@@ -104,6 +105,15 @@ fn forwarded_for_is_believed_only_from_trusted_proxies() {
         ip("10.0.0.1", Some("6.6.6.6, 192.168.0.9, 10.0.0.2")).unwrap(),
         "192.168.0.9",
         "a spoofed left-most entry is ignored"
+    );
+    // A proxy that appends its own line: the client's line comes first
+    // and cannot decide the address.
+    let lines: [&[u8]; 2] = [b"6.6.6.6", b"192.168.0.9"];
+    assert_eq!(
+        client_ip("10.0.0.1".parse().ok(), &lines, t)
+            .unwrap()
+            .to_string(),
+        "192.168.0.9"
     );
     assert_eq!(ip("fd00::1", Some("2001:db8::7")).unwrap(), "2001:db8::7");
     assert_eq!(ip("10.0.0.1", Some("10.0.0.3")).unwrap(), "10.0.0.3");

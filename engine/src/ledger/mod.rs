@@ -9,7 +9,8 @@
 //!   committed, so a crash (even SIGKILL) loses at most the records of
 //!   the last flush interval plus the batch being committed. SQLite runs
 //!   in WAL mode: a committed batch survives the process dying.
-//! - When the queue is full (the sink cannot keep up), new records are
+//! - The queue is bounded by count and by bytes ([`MAX_QUEUED_BYTES`]).
+//!   When it is full (the sink cannot keep up), new records are
 //!   dropped, logged and counted (`switchyard_usage_dropped_total`):
 //!   memory stays bounded and no loss is silent. Budgets and limits are
 //!   enforced in memory and do not depend on the ledger keeping up.
@@ -26,6 +27,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+/// The most record bytes (strings included) that may wait in the queue.
+pub const MAX_QUEUED_BYTES: u64 = 64 << 20;
 
 /// Most records written in one transaction.
 const MAX_BATCH: usize = 4096;
@@ -80,6 +84,7 @@ pub struct LedgerStats {
     pub dropped: AtomicU64,
     pub write_errors: AtomicU64,
     pub queued: AtomicU64,
+    pub queued_bytes: AtomicU64,
 }
 
 pub struct UsageLedger {
@@ -122,6 +127,8 @@ impl UsageLedger {
                     }
                     let closed = gather(&rx, &mut batch, Instant::now() + flush_interval);
                     s.queued.fetch_sub(batch.len() as u64, Ordering::Relaxed);
+                    let bytes: u64 = batch.iter().map(UsageRecord::size).sum();
+                    s.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
                     commit(sink.as_mut(), &batch, &s);
                     batch.clear();
                     if closed {
@@ -140,11 +147,19 @@ impl UsageLedger {
     pub fn record(&self, r: UsageRecord) {
         let tx = self.tx.load();
         let Some(tx) = tx.as_ref() else { return };
+        let size = r.size();
         self.stats.queued.fetch_add(1, Ordering::Relaxed);
-        match tx.try_send(r) {
+        let before = self.stats.queued_bytes.fetch_add(size, Ordering::Relaxed);
+        let sent = if before.saturating_add(size) > MAX_QUEUED_BYTES {
+            Err(TrySendError::Full(r))
+        } else {
+            tx.try_send(r)
+        };
+        match sent {
             Ok(()) => {}
             Err(TrySendError::Full(r)) | Err(TrySendError::Disconnected(r)) => {
                 self.stats.queued.fetch_sub(1, Ordering::Relaxed);
+                self.stats.queued_bytes.fetch_sub(size, Ordering::Relaxed);
                 let n = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
                 if n.is_power_of_two() {
                     tracing::error!(

@@ -73,6 +73,7 @@ pub struct SqliteSink {
 
 impl SqliteSink {
     pub fn open(path: &Path) -> Result<SqliteSink, LedgerError> {
+        create_private(path)?;
         let conn = Connection::open(path).map_err(err(path))?;
         // WAL + NORMAL: a committed transaction survives the process dying;
         // only an OS crash can take the last ones.
@@ -143,6 +144,26 @@ impl UsageSink for SqliteSink {
 
 /// A read-only connection, for start-up and reports (WAL lets readers
 /// run beside the writer).
+/// Create the ledger file 0600 when it is new: it names every key, user,
+/// team and task and what they spent. SQLite gives its `-wal` and `-shm`
+/// files the database's own mode.
+fn create_private(path: &Path) -> Result<(), LedgerError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(LedgerError::Invalid(format!(
+            "cannot create {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
 pub fn open_read(path: &Path) -> Result<Connection, LedgerError> {
     let conn = Connection::open_with_flags(
         path,

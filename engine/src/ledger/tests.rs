@@ -93,3 +93,43 @@ fn a_stalled_sink_drops_and_counts_instead_of_growing() {
         "every record is either written or counted as dropped"
     );
 }
+
+#[test]
+fn the_queue_is_bounded_by_bytes_as_well_as_count() {
+    let (release, rx) = std::sync::mpsc::channel();
+    // Room for a million records by count; 1 MiB records fill the byte
+    // bound long before.
+    let ledger =
+        UsageLedger::start(Box::new(Stalled(rx)), 1 << 20, Duration::from_millis(1)).unwrap();
+    let big = MAX_QUEUED_BYTES / (1 << 20) + 10;
+    for i in 0..big {
+        let mut r = record(i, "a", 1);
+        r.alias = "m".repeat(1 << 20);
+        ledger.record(r);
+    }
+    let s = &ledger.stats;
+    assert!(
+        s.dropped.load(Ordering::Relaxed) >= 9,
+        "the byte bound held nothing back"
+    );
+    assert!(s.queued_bytes.load(Ordering::Relaxed) <= MAX_QUEUED_BYTES);
+    drop(release);
+    ledger.close();
+    assert_eq!(
+        s.written.load(Ordering::Relaxed) + s.dropped.load(Ordering::Relaxed),
+        big
+    );
+    assert_eq!(s.queued_bytes.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn a_new_ledger_file_is_private_to_its_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let path = temp_db("private");
+    let _ = std::fs::remove_file(&path);
+    let sink = sqlite::SqliteSink::open(&path).unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{mode:o}");
+    drop(sink);
+    let _ = std::fs::remove_file(&path);
+}

@@ -43,3 +43,24 @@ pub struct UsageRecord {
     /// The deciding rule's label probability or route similarity.
     pub route_score: Option<f64>,
 }
+
+impl UsageRecord {
+    /// What the record holds in memory, strings included: the ledger's
+    /// queue is bounded by it.
+    pub fn size(&self) -> u64 {
+        let strings = [
+            &self.request_id,
+            &self.key,
+            &self.user,
+            &self.team,
+            &self.task,
+            &self.alias,
+            &self.provider,
+            &self.model,
+            &self.error,
+            &self.route,
+            &self.route_label,
+        ];
+        (std::mem::size_of::<Self>() + strings.iter().map(|s| s.len()).sum::<usize>()) as u64
+    }
+}

@@ -18,6 +18,43 @@ pub enum Route<'a> {
     },
 }
 
+/// The longest model name a client may send.
+pub const MAX_MODEL_NAME: usize = 256;
+
+/// A client's model name, checked before anything records it (the usage
+/// ledger, metrics, logs, error messages): 1–256 of `A-Z a-z 0-9 . _ : / @ + -`.
+pub fn check_model_name(name: &str) -> Result<(), GatewayError> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_MODEL_NAME
+        && name.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'/' | b'@' | b'+' | b'-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(GatewayError::InvalidModelName(
+            "`model` must be 1 to 256 characters of letters, digits and `. _ : / @ + -`",
+        ))
+    }
+}
+
+/// The model part of `<provider>/<model>`, which may end up in a provider's
+/// URL: `A-Z a-z 0-9 . _ : -` only, and no `..`.
+fn check_direct_model(model: &str) -> Result<(), GatewayError> {
+    let ok = !model.is_empty()
+        && !model.contains("..")
+        && model
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(GatewayError::InvalidModelName(
+            "the model in `<provider>/<model>` must be letters, digits and `. _ : -`, without `..`",
+        ))
+    }
+}
+
 pub fn resolve<'a>(
     policy: &'a ArchivedCompiledPolicy,
     key: &ArchivedClientKey,
@@ -53,6 +90,7 @@ fn find<'a>(
     let (provider_name, model) = requested.split_once('/').ok_or_else(unknown)?;
     match policy.provider(provider_name) {
         Some((index, provider)) if provider.allow_direct && !model.is_empty() => {
+            check_direct_model(model)?;
             Ok(Route::Direct {
                 provider_index: index,
                 provider,
@@ -96,6 +134,17 @@ mod tests {
     }
 
     #[test]
+    fn model_names_are_bounded_and_plain() {
+        assert!(check_model_name("gpt-4o-mini").is_ok());
+        assert!(check_model_name("openai/ft:gpt-4o:org:x@1+2").is_ok());
+        assert!(check_model_name(&"m".repeat(256)).is_ok());
+        for bad in ["", "gpt\nINFO forged", "a b", "m#", "m?", "é"] {
+            assert!(check_model_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_model_name(&"m".repeat(257)).is_err());
+    }
+
+    #[test]
     fn aliases_direct_addressing_and_permissions() {
         let s = snap(r#"["*"]"#);
         let p = s.policy();
@@ -121,6 +170,22 @@ mod tests {
             Err(GatewayError::UnknownModel(_))
         ));
         assert!(resolve(p, key(&s), "openai/").is_err());
+        for hostile in [
+            "openai/gemini-2.5-flash:countTokens#",
+            "openai/../v1/files",
+            "openai/a/b",
+            "openai/m?x=1",
+            "openai/m%2F",
+        ] {
+            assert!(
+                matches!(
+                    resolve(p, key(&s), hostile),
+                    Err(GatewayError::InvalidModelName(_))
+                ),
+                "{hostile}"
+            );
+        }
+        assert!(resolve(p, key(&s), "openai/ft:gpt-4o-mini:org::abc").is_ok());
         assert!(resolve(p, key(&s), "nope").is_err());
         assert_eq!(visible_models(p, key(&s)), ["fast", "other"]);
 

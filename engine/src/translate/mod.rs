@@ -390,3 +390,19 @@ fn openai_error_response(kind: ProviderKind, status: u16, body: &[u8]) -> (u16, 
     };
     (status, v.to_string().into_bytes())
 }
+
+/// `s` as one URL path segment: everything but RFC 3986's unreserved
+/// characters is percent-encoded, `/`, `:`, `?`, `#` and `%` included, and
+/// a segment of dots cannot climb the path.
+pub fn path_segment(s: &str) -> std::borrow::Cow<'_, str> {
+    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+    const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    if s.bytes().all(|b| b == b'.') {
+        return s.replace('.', "%2E").into();
+    }
+    utf8_percent_encode(s, SEGMENT).into()
+}

@@ -19,11 +19,17 @@ pub struct SseParser {
     has_data: bool,
     /// The previous byte was CR: a following LF belongs to it.
     after_cr: bool,
+    /// The event's `data:` lines passed [`MAX_EVENT`].
+    oversized: bool,
 }
 
 /// Longest line accepted; a provider that never ends a line cannot make
 /// the gateway buffer without bound.
 const MAX_LINE: usize = 16 * 1024 * 1024;
+
+/// Largest event (its `data:` lines joined): many short lines cannot add
+/// up to an unbounded event either.
+pub const MAX_EVENT: usize = 16 * 1024 * 1024;
 
 impl SseParser {
     pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<SseEvent>) -> Result<(), String> {
@@ -35,10 +41,12 @@ impl SseParser {
                 }
             }
             match b {
-                b'\n' => self.end_line(out),
-                b'\r' => {
-                    self.after_cr = true;
+                b'\n' | b'\r' => {
+                    self.after_cr = b == b'\r';
                     self.end_line(out);
+                    if self.oversized {
+                        return Err(format!("an SSE event larger than {MAX_EVENT} bytes"));
+                    }
                 }
                 _ => {
                     if self.line.len() >= MAX_LINE {
@@ -76,6 +84,11 @@ impl SseParser {
         match field {
             "event" => self.event = value.to_string(),
             "data" => {
+                if self.oversized || self.data.len() + value.len() + 1 > MAX_EVENT {
+                    self.oversized = true;
+                    self.data = String::new();
+                    return;
+                }
                 if self.has_data {
                     self.data.push('\n');
                 }
@@ -87,7 +100,11 @@ impl SseParser {
     }
 
     fn dispatch(&mut self, out: &mut Vec<SseEvent>) {
-        if self.has_data {
+        if self.oversized {
+            // Never delivered: `feed` has already failed the stream.
+            self.event.clear();
+            self.data.clear();
+        } else if self.has_data {
             out.push(SseEvent {
                 event: std::mem::take(&mut self.event),
                 data: std::mem::take(&mut self.data),
@@ -153,6 +170,24 @@ mod tests {
             );
             assert_eq!(ev[3].data, "last", "no trailing blank line");
         }
+    }
+
+    #[test]
+    fn an_endless_event_of_short_lines_is_an_error_not_unbounded_memory() {
+        let mut p = SseParser::default();
+        let mut out = Vec::new();
+        let piece =
+            b"data: 0123456789012345678901234567890123456789012345678901234567890\n".repeat(1024);
+        let mut fed = 0;
+        let err = loop {
+            match p.feed(&piece, &mut out) {
+                Ok(()) => fed += piece.len(),
+                Err(e) => break e,
+            }
+            assert!(fed <= 2 * MAX_EVENT, "still accepting after {fed} bytes");
+        };
+        assert!(err.contains("event larger"), "{err}");
+        assert!(out.is_empty());
     }
 
     #[test]

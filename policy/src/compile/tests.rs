@@ -427,6 +427,7 @@ providers:
 models:
   fast: {targets: [{provider: openai, model: gpt-4o-mini}]}
   big: {targets: [{provider: openai, model: gpt-4.1}]}
+  free: {targets: [{provider: openai, model: gpt-free}]}
 tenancy:
   timezone: Europe/Berlin
   trusted_proxies: ["10.0.0.0/8", "fd00::/8"]
@@ -436,6 +437,7 @@ users:
   alice: {team: research, budgets: {daily: 10}}
 prices:
   openai/gpt-4o-mini: {input: 0.15, output: 0.6, cached_input: 0.075}
+  gpt-4.1: {input: 2, output: 8}
 usage: {ledger: /tmp/x.db, flush_interval_ms: 100}
 admin_keys:
   - {name: ops, key: sk-sy-admin-0123456789}
@@ -450,6 +452,7 @@ client_keys:
     metadata: {owner: alice@example.com}
     limits: {rpm: 60, tpm: 10000, concurrency: 4, per_model: {"gpt-*": {rpm: 10}}}
     budgets: {daily: 1.25, per_model: {big: {monthly: 3}}}
+    models: [fast, big]
 "#;
 
 #[test]
@@ -473,7 +476,11 @@ fn tenants_limits_budgets_and_prices_compile_exactly() {
     assert_eq!(k.limits.per_model[0].pattern, "gpt-*");
     assert_eq!(k.budgets.daily, Some(1_250_000_000));
     assert_eq!(t.teams[0].budgets.monthly, Some(250_500_000_000));
-    let price = &t.prices[0];
+    let price = t
+        .prices
+        .iter()
+        .find(|p| p.model == "openai/gpt-4o-mini")
+        .unwrap();
     assert_eq!(
         (price.input, price.output, price.cached_input),
         (150_000, 600_000, 75_000)
@@ -482,11 +489,8 @@ fn tenants_limits_budgets_and_prices_compile_exactly() {
     assert_eq!(price.reasoning, 600_000, "defaults to the output price");
     assert_eq!(t.ledger.path, "/tmp/x.db");
     assert_eq!(t.admin_keys.len(), 1);
-    // Budgets without a price for `gpt-4.1` is worth a warning.
-    assert!(c
-        .warnings
-        .iter()
-        .any(|w| w.message.contains("openai/gpt-4.1")));
+    // `free` has no price, but no budgeted key can reach it.
+    assert!(c.warnings.iter().all(|w| !w.message.contains("gpt-free")));
     let bytes = snapshot::encode(p, 1).unwrap();
     let snap = Snapshot::from_bytes(&bytes).unwrap();
     let a = snap.policy();
@@ -592,4 +596,19 @@ fn plain_http_to_a_remote_host_and_a_public_listener_without_admin_address_warn(
         .warnings
         .iter()
         .any(|w| w.path == "providers.openai.base_url" || w.path == "listener.address"));
+}
+
+#[test]
+fn an_unpriced_target_a_budgeted_key_can_reach_is_an_error() {
+    // Through the alias's own name, and through a router that picks it.
+    for (models, path) in [("[free]", "models.free"), ("[auto]", "models.free")] {
+        let src = TENANTS.replace("    models: [fast, big]\n", &format!("    models: {models}\n"))
+            + "routers:\n  auto:\n    rules: [{when: {input_tokens: '> 100'}, to: free}]\n    default: fast\n";
+        let d = errors(&src, &base_env());
+        assert!(
+            d.iter()
+                .any(|x| x.path == path && x.message.contains("openai/gpt-free")),
+            "{models}: {d:?}"
+        );
+    }
 }

@@ -69,8 +69,11 @@ fn bad(msg: String) -> GatewayError {
     GatewayError::BadRequest(msg)
 }
 
-/// The request path's method (`generateContent` or the SSE stream).
+/// The request path's method (`generateContent` or the SSE stream). The
+/// model is one escaped path segment: a client's `m:countTokens#` or
+/// `../` can name neither another method nor another resource.
 pub fn path(prefix: &str, model: &str, stream: bool) -> String {
+    let model = crate::translate::path_segment(model);
     if stream {
         format!("{prefix}/v1beta/models/{model}:streamGenerateContent?alt=sse")
     } else {
