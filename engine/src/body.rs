@@ -1,10 +1,55 @@
-//! Phase 3: read the request body, enforcing the policy's size limit.
+//! Phase 2: read the request body within the policy's size limit, the
+//! listener's body deadline and the gateway-wide memory budget for bodies.
 
+use crate::edge::{BodyReservation, ClientTimeout, Edge};
 use crate::error::GatewayError;
 use bytes::{Bytes, BytesMut};
 use pingora::protocols::http::ServerSession;
+use std::time::Duration;
 
-pub async fn read(session: &mut ServerSession, limit: u64) -> Result<Bytes, GatewayError> {
+/// Most JSON values (array elements, object members, scalars) one request
+/// may hold. Translators for some providers parse the body into a tree
+/// whose nodes take tens of bytes each: `[0,0,0,…]` in 32 MiB is 16 M
+/// nodes, hundreds of MB. A real request, even a long agent history, has
+/// a few hundred thousand at most.
+pub const MAX_JSON_VALUES: u64 = 1_000_000;
+
+/// Memory charged per JSON value against the body budget: a parsed tree
+/// costs about this much per node beyond the bytes themselves.
+pub const BYTES_PER_JSON_VALUE: u64 = 64;
+
+/// What a body read may take.
+pub struct Bounds<'e> {
+    pub max_body: u64,
+    pub deadline: Duration,
+    pub edge: &'e Edge,
+    /// The gateway-wide budget for bodies in memory.
+    pub max_buffered: u64,
+}
+
+pub async fn read(
+    session: &mut ServerSession,
+    bounds: &Bounds<'_>,
+    held: &mut BodyReservation,
+) -> Result<Bytes, GatewayError> {
+    match pingora_timeout::timeout(bounds.deadline, read_within(session, bounds, held)).await {
+        Ok(r) => r,
+        Err(_) => {
+            bounds.edge.timed_out(ClientTimeout::Body);
+            Err(GatewayError::RequestTimeout {
+                what: "request body",
+                limit_ms: bounds.deadline.as_millis() as u64,
+            })
+        }
+    }
+}
+
+async fn read_within(
+    session: &mut ServerSession,
+    bounds: &Bounds<'_>,
+    held: &mut BodyReservation,
+) -> Result<Bytes, GatewayError> {
+    let limit = bounds.max_body;
     let declared = session
         .get_header(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -13,6 +58,11 @@ pub async fn read(session: &mut ServerSession, limit: u64) -> Result<Bytes, Gate
         // Answer before reading: the client never has to upload it.
         return Err(GatewayError::BodyTooLarge { size, limit });
     }
+    // A declared length is held up front: a client cannot get past the
+    // budget by sending slowly.
+    let mut reserved = declared.unwrap_or(0);
+    held.grow(reserved, bounds.max_buffered)
+        .map_err(|_| GatewayError::Overloaded("request bodies in memory"))?;
     if session
         .get_header(http::header::EXPECT)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
@@ -30,9 +80,14 @@ pub async fn read(session: &mut ServerSession, limit: u64) -> Result<Bytes, Gate
         .await
         .map_err(|e| GatewayError::BodyRead(e.etype().as_str().to_string()))?
     {
-        total += chunk.len() as u64;
+        total = total.saturating_add(chunk.len() as u64);
         if total > limit {
             return Err(GatewayError::BodyTooLarge { size: total, limit });
+        }
+        if total > reserved {
+            held.grow(total - reserved, bounds.max_buffered)
+                .map_err(|_| GatewayError::Overloaded("request bodies in memory"))?;
+            reserved = total;
         }
         // The common case is one chunk: keep it without copying.
         match first.take() {
@@ -47,4 +102,59 @@ pub async fn read(session: &mut ServerSession, limit: u64) -> Result<Bytes, Gate
         }
     }
     Ok(first.unwrap_or_else(|| rest.freeze()))
+}
+
+/// An upper bound on the JSON values in `body`, without parsing it: one
+/// plus every `,`, `:`, `[` and `{` outside strings. String contents (most
+/// of a real body) are skipped with `memchr`.
+pub fn json_values(body: &[u8]) -> u64 {
+    let mut n: u64 = 1;
+    let mut i = 0;
+    while i < body.len() {
+        match body[i] {
+            b'"' => {
+                // Skip to the closing quote, over escapes.
+                i += 1;
+                loop {
+                    match memchr::memchr2(b'"', b'\\', &body[i.min(body.len())..]) {
+                        None => return n,
+                        Some(j) if body[i + j] == b'\\' => i += j + 2,
+                        Some(j) => {
+                            i += j + 1;
+                            break;
+                        }
+                    }
+                }
+                continue;
+            }
+            b',' | b':' | b'[' | b'{' => n += 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_values_bound_what_a_parse_would_build() {
+        for (text, at_least) in [
+            (&br#"{"a":1}"#[..], 2),
+            (br#"[0,0,0,0]"#, 4),
+            (br#"{"s":"a,b:c[d{e\"f,g","t":[1,{"u":2}]}"#, 6),
+            (br#""unterminated ,,,"#, 1),
+            (br#""ends in a backslash\"#, 1),
+            (b"", 1),
+        ] {
+            let n = json_values(text);
+            assert!(n >= at_least, "{}: {n}", String::from_utf8_lossy(text));
+        }
+        // Commas inside strings are not values.
+        assert_eq!(json_values(br#"{"s":",,,,,,,,"}"#), 3);
+        let zeros = format!("[{}0]", "0,".repeat(2_000_000));
+        assert!(json_values(zeros.as_bytes()) > MAX_JSON_VALUES);
+    }
 }

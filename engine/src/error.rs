@@ -36,8 +36,14 @@ pub enum GatewayError {
     MethodNotAllowed { method: String, path: String },
     #[error("request body is {size} bytes; the limit is {limit} bytes")]
     BodyTooLarge { size: u64, limit: u64 },
+    #[error("the request body holds more than {limit} JSON values")]
+    TooManyJsonValues { limit: u64 },
     #[error("could not read the request body: {0}")]
     BodyRead(String),
+    #[error("the {what} did not arrive within {limit_ms} ms")]
+    RequestTimeout { what: &'static str, limit_ms: u64 },
+    #[error("the gateway is at its limit of {0}; retry shortly")]
+    Overloaded(&'static str),
     #[error("invalid request body: {0}")]
     BadRequest(String),
     #[error("{0}")]
@@ -90,7 +96,9 @@ impl GatewayError {
             RateLimited(_) | BudgetExceeded(_) => StatusCode::TOO_MANY_REQUESTS,
             NotFound { .. } | UnknownModel(_) => StatusCode::NOT_FOUND,
             MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            BodyTooLarge { .. } | TooManyJsonValues { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
             BodyRead(_)
             | BadRequest(_)
             | UnsupportedParameter { .. }
@@ -124,7 +132,11 @@ impl GatewayError {
             BudgetExceeded(_) => ("insufficient_quota", "gateway_budget_exceeded"),
             NotFound { .. } => ("invalid_request_error", "unknown_url"),
             MethodNotAllowed { .. } => ("invalid_request_error", "method_not_allowed"),
-            BodyTooLarge { .. } => ("invalid_request_error", "request_too_large"),
+            BodyTooLarge { .. } | TooManyJsonValues { .. } => {
+                ("invalid_request_error", "request_too_large")
+            }
+            RequestTimeout { .. } => ("invalid_request_error", "request_timeout"),
+            Overloaded(_) => ("gateway_error", "gateway_overloaded"),
             BodyRead(_) | BadRequest(_) => ("invalid_request_error", "invalid_request"),
             InvalidModelName(_) => ("invalid_request_error", "invalid_model_name"),
             BadHeader { .. } => ("invalid_request_error", "invalid_header"),
@@ -171,7 +183,7 @@ impl GatewayError {
             GatewayError::UpstreamRateLimited {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
-            GatewayError::UpstreamUnavailable { .. } => Some(1),
+            GatewayError::UpstreamUnavailable { .. } | GatewayError::Overloaded(_) => Some(1),
             GatewayError::RateLimited(hit) => {
                 hit.retry_after.map(|d| d.as_millis().div_ceil(1000) as u64)
             }

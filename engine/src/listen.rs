@@ -19,7 +19,8 @@
 //! wakes first take a whole burst of connections: 64 connections opened
 //! at once ended up lopsided enough to cost a fifth of the throughput.)
 
-use crate::app::Gateway;
+use crate::app::{Front, Gateway, Role};
+use crate::edge::ClientTimeout;
 use async_trait::async_trait;
 use pingora::apps::ServerApp;
 use pingora::protocols::http::ServerSession;
@@ -33,6 +34,7 @@ use pingora::protocols::{
 use pingora::server::ListenFds;
 use pingora::server::ShutdownWatch;
 use pingora::services::Service;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -84,22 +86,31 @@ fn bind_one(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 /// One worker: one thread, one runtime, one accept loop.
 pub struct WorkerService {
     name: String,
-    gateway: Arc<Gateway>,
+    front: Arc<Front>,
     socket: Option<std::net::TcpListener>,
 }
 
 impl WorkerService {
-    /// One worker per listening socket.
+    /// One worker per listening socket, all serving `role`.
     pub fn for_sockets(
         sockets: Vec<std::net::TcpListener>,
         gateway: &Arc<Gateway>,
+        role: Role,
     ) -> Vec<WorkerService> {
+        let front = Arc::new(Front {
+            gateway: gateway.clone(),
+            role,
+        });
+        let prefix = match role {
+            Role::Client => "w",
+            Role::Admin => "admin",
+        };
         sockets
             .into_iter()
             .enumerate()
             .map(|(i, socket)| WorkerService {
-                name: format!("switchyard-w{i}"),
-                gateway: gateway.clone(),
+                name: format!("switchyard-{prefix}{i}"),
+                front: front.clone(),
                 socket: Some(socket),
             })
             .collect()
@@ -135,17 +146,42 @@ impl Service for WorkerService {
             };
             match accepted {
                 Ok(mut stream) => {
+                    let gw = &self.front.gateway;
+                    let (max, per_ip, write_timeout) = {
+                        let active = gw.store.current();
+                        let l = &active.snapshot.policy().listener.limits;
+                        (
+                            u64::from(l.max_connections.to_native()),
+                            u64::from(l.max_connections_per_ip.to_native()),
+                            Duration::from_millis(l.write_timeout_ms.to_native()),
+                        )
+                    };
+                    let ip = stream
+                        .get_socket_digest()
+                        .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
+                    // Over a cap: close at once. The client learns nothing
+                    // it could not learn from a full backlog, and the
+                    // descriptor is back before anything was spent on it.
+                    let Ok(permit) = gw.edge.admit(ip, max, per_ip) else {
+                        continue;
+                    };
                     if let Err(e) = stream.set_nodelay() {
                         tracing::debug!(error = %e, "TCP_NODELAY not set");
                     }
-                    let gateway = self.gateway.clone();
+                    let front = self.front.clone();
                     let shutdown = shutdown.clone();
                     // This worker's runtime has one thread: the connection
                     // stays here.
                     tokio::spawn(async move {
+                        let _permit = permit;
+                        let stream = Downstream::new(stream, write_timeout);
+                        let edge = front.gateway.edge.clone();
+                        let timed_out = stream.write_timed_out.clone();
                         // HTTP/1 keep-alive is looped inside `process_new`.
-                        let stream = Box::new(Downstream::new(stream));
-                        let _ = gateway.process_new(stream, &shutdown).await;
+                        let _ = front.process_new(Box::new(stream), &shutdown).await;
+                        if timed_out.load(Ordering::Relaxed) {
+                            edge.timed_out(ClientTimeout::Write);
+                        }
                     });
                 }
                 Err(e) => {
@@ -213,7 +249,7 @@ mod tests {
             let addr = listener.local_addr().unwrap();
             let client = tokio::net::TcpStream::connect(addr).await.unwrap();
             let (mut server_side, _) = listener.accept().await.unwrap();
-            let mut d = Downstream::new(L4Stream::from(client));
+            let mut d = Downstream::new(L4Stream::from(client), Duration::from_secs(5));
             d.write_all(b"head;").await.unwrap();
             d.hold_flush.store(true, Ordering::Relaxed);
             d.flush().await.unwrap();
@@ -261,11 +297,22 @@ mod tests {
 /// the client wakes for the head and again for the body. Pingora's HTTP
 /// session flushes wherever a response must go out, as it must with its
 /// own buffer.
+///
+/// It also bounds every write: a write (or flush) the client does not take
+/// within `write_timeout` fails, as if the client had gone. A client that
+/// stops reading then releases everything its request holds (the
+/// upstream connection, the key's concurrency slot, rate-limit permits,
+/// the budget reservation) instead of holding them for ever.
 #[derive(Debug)]
 pub struct Downstream {
     io: tokio::io::BufWriter<L4Stream>,
     /// Skip the next flush: see [`hold_header_flush`].
     hold_flush: AtomicBool,
+    write_timeout: Duration,
+    /// Armed while a write waits on the client; `None` when writes flow.
+    blocked: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Set when a write timed out, for the connection's owner to count.
+    pub write_timed_out: Arc<AtomicBool>,
 }
 
 /// Keeps a streamed response's head in the buffer until the first chunk
@@ -291,10 +338,41 @@ pub fn hold_header_flush(session: &ServerSession) {
 const WRITE_BUFFER: usize = 1460;
 
 impl Downstream {
-    fn new(stream: L4Stream) -> Self {
+    fn new(stream: L4Stream, write_timeout: Duration) -> Self {
         Downstream {
             io: tokio::io::BufWriter::with_capacity(WRITE_BUFFER, stream),
             hold_flush: AtomicBool::new(false),
+            write_timeout,
+            blocked: None,
+            write_timed_out: Arc::default(),
+        }
+    }
+
+    /// Pass a write's result through, failing it once the client has not
+    /// taken anything for `write_timeout`.
+    fn bound<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        if polled.is_ready() {
+            self.blocked = None;
+            return polled;
+        }
+        let timeout = self.write_timeout;
+        let sleep = self
+            .blocked
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                self.blocked = None;
+                self.write_timed_out.store(true, Ordering::Relaxed);
+                Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the client took no response bytes within the write timeout",
+                )))
+            }
+            Poll::Pending => Poll::Pending,
         }
     }
 }
@@ -315,7 +393,8 @@ impl tokio::io::AsyncWrite for Downstream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.bound(cx, polled)
     }
 
     fn poll_write_vectored(
@@ -323,7 +402,8 @@ impl tokio::io::AsyncWrite for Downstream {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.bound(cx, polled)
     }
 
     // A chunk's size line, data and CRLF then go out in one writev.
@@ -335,7 +415,8 @@ impl tokio::io::AsyncWrite for Downstream {
         if self.hold_flush.swap(false, Ordering::Relaxed) {
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut self.io).poll_flush(cx)
+        let polled = Pin::new(&mut self.io).poll_flush(cx);
+        self.bound(cx, polled)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {

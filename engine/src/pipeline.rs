@@ -15,7 +15,8 @@
 //!
 //! Every failure is a [`GatewayError`], written once by [`respond::error`].
 
-use crate::app::Gateway;
+use crate::app::{Gateway, Role};
+use crate::edge::Refusal;
 use crate::error::GatewayError;
 use crate::failover::{self, Delivery};
 use crate::limits::token_bucket::mono_ns;
@@ -64,40 +65,53 @@ impl Served {
 }
 
 /// Serve one request. Returns whether the connection may be reused.
-pub async fn handle(gw: &Gateway, session: &mut ServerSession) -> bool {
+pub async fn handle(gw: &Gateway, session: &mut ServerSession, role: Role) -> bool {
     let started = Instant::now();
-    gw.metrics.in_flight.fetch_add(1, Relaxed);
+    let in_flight = gw.metrics.in_flight.fetch_add(1, Relaxed);
     let rid = request_id::from_client(session.get_header("x-request-id").map(|v| v.as_bytes()));
     let active = gw.store.current();
     let method = session.req_header().method.clone();
     let path = session.req_header().uri.path().to_string();
+    let listener = &active.snapshot.policy().listener;
+    let max_in_flight = u64::from(listener.limits.max_in_flight.to_native());
+    // With no admin listener, its routes stay on the client listener.
+    let admin_here = role == Role::Admin || listener.admin_address.is_empty();
     let served = match (&method, path.as_str()) {
-        (&Method::POST, "/v1/chat/completions") => {
+        // Liveness answers even at the in-flight cap: it costs nothing.
+        (&Method::GET, "/healthz") if role == Role::Client => {
+            respond::json(session, 200, br#"{"status":"ok"}"#.to_vec(), &rid).await;
+            Served::plain("health", 200)
+        }
+        _ if in_flight >= max_in_flight && role == Role::Client => {
+            gw.edge.refuse(Refusal::InFlight);
+            let e = GatewayError::Overloaded("requests in flight");
+            fail(session, "other", e, &rid, ClientFormat::OpenAi).await
+        }
+        (&Method::POST, "/v1/chat/completions") if role == Role::Client => {
             chat(session, &active, &rid, gw, ClientFormat::OpenAi, started).await
         }
-        (&Method::POST, "/v1/messages") => {
+        (&Method::POST, "/v1/messages") if role == Role::Client => {
             chat(session, &active, &rid, gw, ClientFormat::Anthropic, started).await
         }
-        (&Method::GET, "/admin/usage") => admin::usage(session, &active, &rid, gw).await,
-        (&Method::GET, "/v1/models") => models(session, &active, &rid).await,
-        (&Method::GET, "/healthz") => health(session, &active, &rid).await,
-        (&Method::GET, "/metrics") => {
+        (&Method::GET, "/v1/models") if role == Role::Client => {
+            models(session, &active, &rid).await
+        }
+        (&Method::GET, "/admin/usage") if admin_here => {
+            admin::usage(session, &active, &rid, gw).await
+        }
+        (&Method::GET, "/healthz" | "/admin/health") if admin_here => {
+            health(session, &active, &rid).await
+        }
+        (&Method::GET, "/metrics") if admin_here => {
             let mut text = gw.metrics.render(&active.hash, &active.registry);
             text.push_str(&admin::ledger_metrics(&gw.ledger));
             text.push_str(&classify::metrics(&gw.classifier));
+            gw.edge.render(&mut text);
             let text = text.into_bytes();
             respond::text(session, 200, "text/plain; version=0.0.4", text, &rid).await;
             Served::plain("metrics", 200)
         }
-        (
-            _,
-            "/v1/chat/completions"
-            | "/v1/messages"
-            | "/v1/models"
-            | "/healthz"
-            | "/metrics"
-            | "/admin/usage",
-        ) => {
+        (_, p) if routes(role, admin_here).contains(&p) => {
             let e = GatewayError::MethodNotAllowed {
                 method: method.to_string(),
                 path: path.clone(),
@@ -140,6 +154,28 @@ pub async fn handle(gw: &Gateway, session: &mut ServerSession) -> bool {
     served.status != 499
 }
 
+/// The paths a listener serves, for telling 405 from 404.
+fn routes(role: Role, admin_here: bool) -> &'static [&'static str] {
+    match (role, admin_here) {
+        (Role::Client, true) => &[
+            "/v1/chat/completions",
+            "/v1/messages",
+            "/v1/models",
+            "/healthz",
+            "/metrics",
+            "/admin/usage",
+            "/admin/health",
+        ],
+        (Role::Client, false) => &[
+            "/v1/chat/completions",
+            "/v1/messages",
+            "/v1/models",
+            "/healthz",
+        ],
+        (Role::Admin, _) => &["/healthz", "/metrics", "/admin/usage", "/admin/health"],
+    }
+}
+
 pub(crate) async fn fail(
     session: &mut ServerSession,
     route: &'static str,
@@ -149,7 +185,10 @@ pub(crate) async fn fail(
 ) -> Served {
     if matches!(
         e,
-        GatewayError::BodyTooLarge { .. } | GatewayError::BodyRead(_)
+        GatewayError::BodyTooLarge { .. }
+            | GatewayError::BodyRead(_)
+            | GatewayError::RequestTimeout { .. }
+            | GatewayError::Overloaded(_)
     ) {
         // The rest of the body is still on the wire: the connection cannot
         // carry another request.
@@ -285,11 +324,35 @@ async fn serve_chat(
     started: Instant,
 ) -> Served {
     let policy = active.snapshot.policy();
-    // 2. body
-    let body = match body::read(session, policy.listener.max_body_bytes.to_native()).await {
+    // 2. body: within the size limit, the deadline and the memory budget
+    // (the reservation is held until the request is done with the body).
+    let l = &policy.listener;
+    let bounds = body::Bounds {
+        max_body: l.max_body_bytes.to_native(),
+        deadline: Duration::from_millis(l.limits.body_timeout_ms.to_native()),
+        edge: &gw.edge,
+        max_buffered: l.limits.max_buffered_bytes.to_native(),
+    };
+    let mut held = gw.edge.body();
+    let body = match body::read(session, &bounds, &mut held).await {
         Ok(b) => b,
         Err(e) => return fail(session, route, e, rid, client).await,
     };
+    // What a parsed tree of it could take is held too.
+    let values = body::json_values(&body);
+    if values > body::MAX_JSON_VALUES {
+        let e = GatewayError::TooManyJsonValues {
+            limit: body::MAX_JSON_VALUES,
+        };
+        return fail(session, route, e, rid, client).await;
+    }
+    if held
+        .grow(values * body::BYTES_PER_JSON_VALUE, bounds.max_buffered)
+        .is_err()
+    {
+        let e = GatewayError::Overloaded("request bodies in memory");
+        return fail(session, route, e, rid, client).await;
+    }
     let request = match translate::openai::parse_chat(&body) {
         Ok(r) => r,
         Err(e) => return fail(session, route, e, rid, client).await,

@@ -2,7 +2,7 @@
 //! one single-threaded runtime per worker, each its own service with its
 //! own accept loop ([`crate::listen`]).
 
-use crate::app::Gateway;
+use crate::app::{Gateway, Role};
 use crate::classify::ClassifierSlot;
 use crate::ledger::sqlite::SqliteSink;
 use crate::ledger::{self, LedgerError, UsageLedger};
@@ -79,6 +79,17 @@ pub fn run(opts: ServeOptions) -> Result<(), StartError> {
         addr: listen.clone(),
         source,
     })?;
+    // The admin listener: one socket, one worker; scrapes and admin calls
+    // are few.
+    let admin_address = listener.admin_address.to_string();
+    let admin_sockets = if admin_address.is_empty() {
+        Vec::new()
+    } else {
+        listen::bind(&admin_address, 1).map_err(|source| StartError::Listen {
+            addr: admin_address.clone(),
+            source,
+        })?
+    };
 
     let metrics = Arc::new(Metrics::new(threads));
     let budget = &loaded.snapshot.policy().retry_budget;
@@ -147,11 +158,15 @@ pub fn run(opts: ServeOptions) -> Result<(), StartError> {
         ledger: ledger.clone(),
         ledger_path,
         classifier,
+        edge: Arc::default(),
     });
-    for worker in WorkerService::for_sockets(sockets, &gateway) {
+    for worker in WorkerService::for_sockets(sockets, &gateway, Role::Client) {
         server.add_service(worker);
     }
-    tracing::info!(%listen, threads, "switchyard listening");
+    for worker in WorkerService::for_sockets(admin_sockets, &gateway, Role::Admin) {
+        server.add_service(worker);
+    }
+    tracing::info!(%listen, threads, admin = %admin_address, "switchyard listening");
     server.run(RunArgs::default());
     // Every service has stopped: commit what is still queued.
     let stats = &ledger.stats;

@@ -215,7 +215,7 @@ impl Gateway {
     }
 
     pub fn policy_hash(&self) -> String {
-        let r = self.request("GET", "/healthz", &[], b"");
+        let r = self.request("GET", "/admin/health", &[], b"");
         r.json()["policy_hash"].as_str().unwrap().to_string()
     }
 }
