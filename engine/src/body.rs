@@ -104,11 +104,25 @@ async fn read_within(
     Ok(first.unwrap_or_else(|| rest.freeze()))
 }
 
-/// An upper bound on the JSON values in `body`, without parsing it: one
-/// plus every `,`, `:`, `[` and `{` outside strings. String contents (most
-/// of a real body) are skipped with `memchr`.
-pub fn json_values(body: &[u8]) -> u64 {
+/// Deepest nesting of arrays and objects accepted: serde_json's own
+/// recursion limit, which the translators that parse the body would hit.
+pub const MAX_JSON_DEPTH: u32 = 128;
+
+/// What a body would cost to parse, read without parsing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JsonShape {
+    /// An upper bound on the values: one plus every `,`, `:`, `[` and `{`
+    /// outside strings.
+    pub values: u64,
+    /// The deepest nesting of `[` and `{`.
+    pub depth: u32,
+}
+
+/// The [`JsonShape`] of `body`. String contents (most of a real body) are
+/// skipped with `memchr`; malformed JSON is the parser's to report.
+pub fn json_shape(body: &[u8]) -> JsonShape {
     let mut n: u64 = 1;
+    let (mut depth, mut deepest) = (0u32, 0u32);
     let mut i = 0;
     while i < body.len() {
         match body[i] {
@@ -117,7 +131,12 @@ pub fn json_values(body: &[u8]) -> u64 {
                 i += 1;
                 loop {
                     match memchr::memchr2(b'"', b'\\', &body[i.min(body.len())..]) {
-                        None => return n,
+                        None => {
+                            return JsonShape {
+                                values: n,
+                                depth: deepest,
+                            }
+                        }
                         Some(j) if body[i + j] == b'\\' => i += j + 2,
                         Some(j) => {
                             i += j + 1;
@@ -127,12 +146,21 @@ pub fn json_values(body: &[u8]) -> u64 {
                 }
                 continue;
             }
-            b',' | b':' | b'[' | b'{' => n += 1,
+            b',' | b':' => n += 1,
+            b'[' | b'{' => {
+                n += 1;
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
         }
         i += 1;
     }
-    n
+    JsonShape {
+        values: n,
+        depth: deepest,
+    }
 }
 
 #[cfg(test)]
@@ -149,12 +177,15 @@ mod tests {
             (br#""ends in a backslash\"#, 1),
             (b"", 1),
         ] {
-            let n = json_values(text);
+            let n = json_shape(text).values;
             assert!(n >= at_least, "{}: {n}", String::from_utf8_lossy(text));
         }
         // Commas inside strings are not values.
-        assert_eq!(json_values(br#"{"s":",,,,,,,,"}"#), 3);
+        assert_eq!(json_shape(br#"{"s":",,,,,,,,"}"#).values, 3);
         let zeros = format!("[{}0]", "0,".repeat(2_000_000));
-        assert!(json_values(zeros.as_bytes()) > MAX_JSON_VALUES);
+        assert!(json_shape(zeros.as_bytes()).values > MAX_JSON_VALUES);
+        assert_eq!(json_shape(br#"{"a":[[{"b":"[[[["}]]]}"#).depth, 4);
+        let deep = format!("{}{}", "[".repeat(500), "]".repeat(500));
+        assert_eq!(json_shape(deep.as_bytes()).depth, 500);
     }
 }

@@ -338,8 +338,16 @@ async fn serve_chat(
         Ok(b) => b,
         Err(e) => return fail(session, route, e, rid, client).await,
     };
-    // What a parsed tree of it could take is held too.
-    let values = body::json_values(&body);
+    // What a parsed tree of it could take is bounded, and held too.
+    let shape = body::json_shape(&body);
+    if shape.depth > body::MAX_JSON_DEPTH {
+        let e = GatewayError::BadRequest(format!(
+            "the JSON body is nested deeper than {} levels",
+            body::MAX_JSON_DEPTH
+        ));
+        return fail(session, route, e, rid, client).await;
+    }
+    let values = shape.values;
     if values > body::MAX_JSON_VALUES {
         let e = GatewayError::TooManyJsonValues {
             limit: body::MAX_JSON_VALUES,
