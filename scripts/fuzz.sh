@@ -18,12 +18,32 @@ if [ -x ../target/debug/policyc ]; then
       && { printf '\000' | cat - "$out.tmp" > "$out"; rm -f "$out.tmp"; } || true
   done
 fi
+# Seeds for the translators from the recorded provider traffic, when the
+# conformance corpus is beside the checkout.
+corpus=../../shared/conformance
+if [ -d "$corpus" ]; then
+  mkdir -p seeds/client_request seeds/request_translate seeds/response_translate seeds/stream_translate seeds/sse_parse
+  for f in "$corpus"/*/request_*.json "$corpus"/*/*.request.json; do
+    [ -f "$f" ] || continue
+    cp "$f" seeds/client_request/
+    { printf '\000m\000'; cat "$f"; } > "seeds/request_translate/$(basename "$f")"
+  done
+  for f in "$corpus"/*/response_*.json "$corpus"/*/error_*.json; do
+    [ -f "$f" ] && { printf '\000'; cat "$f"; } > "seeds/response_translate/$(basename "$f")"
+  done
+  for f in "$corpus"/*/*.sse "$corpus"/*/*.jsonl; do
+    [ -f "$f" ] || continue
+    { printf '\007'; cat "$f"; } > "seeds/stream_translate/$(basename "$f")"
+    { printf '\003'; cat "$f"; } > "seeds/sse_parse/$(basename "$f")"
+  done
+fi
 # -s none: no sanitizer, so no nightly toolchain is needed.
 cargo fuzz build -O -s none
 for target in $(cargo fuzz list); do
   mkdir -p "corpus/$target"
   echo "fuzz: $target for ${seconds}s"
   log="$(mktemp)"
+  mkdir -p "seeds/$target"
   if cargo fuzz run -O -s none "$target" "corpus/$target" seeds/"$target" -- \
     -max_total_time="$seconds" -rss_limit_mb=2048 -print_final_stats=1 >"$log" 2>&1; then
     grep -E '^stat::(number_of_executed_units|average_exec_per_sec|new_units_added)' "$log" || true

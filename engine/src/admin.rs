@@ -74,31 +74,30 @@ pub(crate) async fn usage(
     }
 }
 
-/// One query parameter, percent-decoded.
-fn url_param(query: &str, name: &str) -> Option<String> {
+/// One query parameter, percent-decoded (`+` as a space), at most
+/// [`MAX_PARAM`] bytes of it kept.
+pub fn url_param(query: &str, name: &str) -> Option<String> {
     query.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == name).then(|| percent_decode(&v.replace('+', " ")))
+        (k == name).then(|| {
+            let v = v.replace('+', " ");
+            let mut decoded = percent_encoding::percent_decode_str(&v)
+                .decode_utf8_lossy()
+                .into_owned();
+            if decoded.len() > MAX_PARAM {
+                let mut end = MAX_PARAM;
+                while !decoded.is_char_boundary(end) {
+                    end -= 1;
+                }
+                decoded.truncate(end);
+            }
+            decoded
+        })
     })
 }
 
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
+/// Longest query parameter value kept: every valid one is a few words.
+const MAX_PARAM: usize = 256;
 
 /// The ledger's counters, Prometheus text.
 pub fn ledger_metrics(l: &UsageLedger) -> String {
@@ -125,15 +124,29 @@ pub fn ledger_metrics(l: &UsageLedger) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
-    fn query_parameters_are_decoded() {
+    fn query_parameters_decode_without_panicking_on_any_input() {
+        use super::url_param;
+        assert_eq!(
+            url_param("since=24h&by=team", "by").as_deref(),
+            Some("team")
+        );
+        assert_eq!(url_param("a=%41%42", "a").as_deref(), Some("AB"));
+        assert_eq!(url_param("a=x+y", "a").as_deref(), Some("x y"));
+        // A `%` before a multi-byte character once sliced inside it.
+        assert_eq!(url_param("a=%a\u{e9}", "a").as_deref(), Some("%a\u{e9}"));
+        assert_eq!(url_param("a=%ff", "a").as_deref(), Some("\u{fffd}"));
+        assert_eq!(url_param("a=%", "a").as_deref(), Some("%"));
+        assert_eq!(
+            url_param(&format!("a={}", "x".repeat(10_000)), "a")
+                .unwrap()
+                .len(),
+            256
+        );
+        assert_eq!(url_param("b=1", "a"), None);
         let q = "since=2026-11-01T00%3A00%3A00Z&by=team&x";
         assert_eq!(url_param(q, "since").unwrap(), "2026-11-01T00:00:00Z");
-        assert_eq!(url_param(q, "by").unwrap(), "team");
         assert_eq!(url_param(q, "x").unwrap(), "");
-        assert!(url_param(q, "until").is_none());
-        assert_eq!(percent_decode("a%2"), "a%2");
+        assert_eq!(url_param("a=a%2", "a").unwrap(), "a%2");
     }
 }

@@ -7,8 +7,14 @@ use libfuzzer_sys::fuzz_target;
 use policy::snapshot::{wrap_payload, Snapshot};
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, rest)) = data.split_first() else { return };
-    let bytes = if mode & 1 == 1 { wrap_payload(rest, 0) } else { rest.to_vec() };
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let bytes = if mode & 1 == 1 {
+        wrap_payload(rest, 0)
+    } else {
+        rest.to_vec()
+    };
     if let Ok(snap) = Snapshot::from_bytes(&bytes) {
         // Whatever validated must be fully usable.
         let p = snap.policy();

@@ -6,13 +6,19 @@ use libfuzzer_sys::fuzz_target;
 use std::collections::HashMap;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
-    let env: HashMap<String, String> = [("FUZZ_KEY".to_string(), "sk-sy-fuzz-0123456789".to_string())].into();
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let env: HashMap<String, String> =
+        [("FUZZ_KEY".to_string(), "sk-sy-fuzz-0123456789".to_string())].into();
     match policy::compile_yaml(text, "fuzz.yaml", &env) {
         Ok(compiled) => {
             let bytes = policy::snapshot::encode(&compiled.policy, 0).expect("archive");
             let snap = policy::Snapshot::from_bytes(&bytes).expect("a compiled policy loads");
-            assert_eq!(snap.to_owned_policy().expect("deserialise"), compiled.policy);
+            assert_eq!(
+                snap.to_owned_policy().expect("deserialise"),
+                compiled.policy
+            );
         }
         Err(e) => assert!(!e.diagnostics().is_empty()),
     }
