@@ -25,7 +25,7 @@ fi
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c 'import openai, anthropic, pytest' >/dev/null 2>&1; then
+if ! .venv/bin/python -c 'import openai, anthropic, pytest, trustme, h2' >/dev/null 2>&1; then
   echo "setup: installing Python test clients (pip)"
   .venv/bin/pip install -q --disable-pip-version-check -r tests/sdk/requirements.txt
 fi

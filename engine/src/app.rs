@@ -39,6 +39,8 @@ pub struct Gateway {
     pub classifier: Arc<ClassifierSlot>,
     /// Connections and bodies held at the edge.
     pub edge: Arc<Edge>,
+    /// The listener's certificate, when it serves HTTPS.
+    pub tls: Option<Arc<crate::tls_listener::LiveCert>>,
 }
 
 /// Which listener a connection arrived on.

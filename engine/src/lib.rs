@@ -29,6 +29,7 @@ pub mod server;
 pub mod shard;
 pub mod state;
 pub mod tenants;
+pub mod tls_listener;
 pub mod tls_roots;
 pub mod translate;
 pub mod upstream;

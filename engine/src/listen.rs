@@ -23,10 +23,12 @@ use crate::app::{Front, Gateway, Role};
 use crate::edge::ClientTimeout;
 use async_trait::async_trait;
 use pingora::apps::ServerApp;
+use pingora::listeners::tls::Acceptor;
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::l4::listener::Listener;
 use pingora::protocols::l4::stream::Stream as L4Stream;
 use pingora::protocols::raw_connect::ProxyDigest;
+use pingora::protocols::Stream;
 use pingora::protocols::{
     GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl,
     TimingDigest, UniqueID, UniqueIDType,
@@ -88,6 +90,8 @@ pub struct WorkerService {
     name: String,
     front: Arc<Front>,
     socket: Option<std::net::TcpListener>,
+    /// HTTPS: every connection's TLS handshake.
+    tls: Option<Arc<Acceptor>>,
 }
 
 impl WorkerService {
@@ -96,6 +100,7 @@ impl WorkerService {
         sockets: Vec<std::net::TcpListener>,
         gateway: &Arc<Gateway>,
         role: Role,
+        tls: Option<Arc<Acceptor>>,
     ) -> Vec<WorkerService> {
         let front = Arc::new(Front {
             gateway: gateway.clone(),
@@ -112,6 +117,7 @@ impl WorkerService {
                 name: format!("switchyard-{prefix}{i}"),
                 front: front.clone(),
                 socket: Some(socket),
+                tls: tls.clone(),
             })
             .collect()
     }
@@ -147,13 +153,14 @@ impl Service for WorkerService {
             match accepted {
                 Ok(mut stream) => {
                     let gw = &self.front.gateway;
-                    let (max, per_ip, write_timeout) = {
+                    let (max, per_ip, write_timeout, header_timeout) = {
                         let active = gw.store.current();
                         let l = &active.snapshot.policy().listener.limits;
                         (
                             u64::from(l.max_connections.to_native()),
                             u64::from(l.max_connections_per_ip.to_native()),
                             Duration::from_millis(l.write_timeout_ms.to_native()),
+                            Duration::from_millis(l.header_timeout_ms.to_native()),
                         )
                     };
                     let ip = stream
@@ -170,15 +177,36 @@ impl Service for WorkerService {
                     }
                     let front = self.front.clone();
                     let shutdown = shutdown.clone();
+                    let tls = self.tls.clone();
                     // This worker's runtime has one thread: the connection
                     // stays here.
                     tokio::spawn(async move {
                         let _permit = permit;
-                        let stream = Downstream::new(stream, write_timeout);
                         let edge = front.gateway.edge.clone();
-                        let timed_out = stream.write_timed_out.clone();
+                        let downstream = Downstream::new(stream, write_timeout);
+                        let timed_out = downstream.write_timed_out.clone();
+                        // TLS runs over the bounded, buffered connection,
+                        // so its records obey the write timeout too; the
+                        // handshake is part of the request head's time.
+                        let stream: Stream = match tls {
+                            None => Box::new(downstream),
+                            Some(acceptor) => {
+                                let handshake = acceptor.tls_handshake(downstream);
+                                match pingora_timeout::timeout(header_timeout, handshake).await {
+                                    Ok(Ok(s)) => Box::new(s),
+                                    Ok(Err(e)) => {
+                                        tracing::debug!(error = %e, "TLS handshake failed");
+                                        return;
+                                    }
+                                    Err(_) => {
+                                        edge.timed_out(ClientTimeout::Header);
+                                        return;
+                                    }
+                                }
+                            }
+                        };
                         // HTTP/1 keep-alive is looped inside `process_new`.
-                        let _ = front.process_new(Box::new(stream), &shutdown).await;
+                        let _ = front.process_new(stream, &shutdown).await;
                         if timed_out.load(Ordering::Relaxed) {
                             edge.timed_out(ClientTimeout::Write);
                         }

@@ -107,6 +107,9 @@ pub async fn handle(gw: &Gateway, session: &mut ServerSession, role: Role) -> bo
             text.push_str(&admin::ledger_metrics(&gw.ledger));
             text.push_str(&classify::metrics(&gw.classifier));
             gw.edge.render(&mut text);
+            if let Some(tls) = &gw.tls {
+                tls.render(&mut text);
+            }
             let text = text.into_bytes();
             respond::text(session, 200, "text/plain; version=0.0.4", text, &rid).await;
             Served::plain("metrics", 200)

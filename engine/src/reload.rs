@@ -75,9 +75,13 @@ impl PolicyStore {
         if new_listener.address != old_listener.address
             || new_listener.threads != old_listener.threads
             || new_listener.upstream_ca != old_listener.upstream_ca
+            || new_listener.admin_address != old_listener.admin_address
+            || new_listener.tls != old_listener.tls
         {
+            // The certificate files' contents reload on their own; which
+            // files, and whether there is TLS at all, is fixed at start.
             tracing::warn!(
-                "listener address, threads and upstream_ca take effect at the next restart"
+                "listener address, threads, admin_address, tls files and upstream_ca take effect at the next restart"
             );
         }
         let next = ActivePolicy::build(loaded.snapshot, old.registry.clone(), old.tenants.clone());

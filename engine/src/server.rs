@@ -13,6 +13,7 @@ use crate::resilience::budget::BudgetConfig;
 use crate::resilience::health::HealthRegistry;
 use crate::state::ActivePolicy;
 use crate::tenants::TenantRegistry;
+use crate::tls_listener::LiveCert;
 use crate::{tls_roots, upstream};
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server};
@@ -79,6 +80,23 @@ pub fn run(opts: ServeOptions) -> Result<(), StartError> {
         addr: listen.clone(),
         source,
     })?;
+    // HTTPS: the certificate served from memory, watched for changes.
+    let live_cert = match listener.tls.as_ref() {
+        Some(t) => {
+            let live = LiveCert::open(
+                std::path::Path::new(t.cert_file.as_str()),
+                std::path::Path::new(t.key_file.as_str()),
+            )
+            .map_err(StartError::Tls)?;
+            live.watch().map_err(StartError::Watcher)?;
+            Some(live)
+        }
+        None => None,
+    };
+    let acceptor = match &live_cert {
+        Some(live) => Some(Arc::new(live.acceptor().map_err(StartError::Tls)?)),
+        None => None,
+    };
     // The admin listener: one socket, one worker; scrapes and admin calls
     // are few.
     let admin_address = listener.admin_address.to_string();
@@ -159,14 +177,20 @@ pub fn run(opts: ServeOptions) -> Result<(), StartError> {
         ledger_path,
         classifier,
         edge: Arc::default(),
+        tls: live_cert,
     });
-    for worker in WorkerService::for_sockets(sockets, &gateway, Role::Client) {
+    for worker in WorkerService::for_sockets(sockets, &gateway, Role::Client, acceptor) {
         server.add_service(worker);
     }
-    for worker in WorkerService::for_sockets(admin_sockets, &gateway, Role::Admin) {
+    for worker in WorkerService::for_sockets(admin_sockets, &gateway, Role::Admin, None) {
         server.add_service(worker);
     }
-    tracing::info!(%listen, threads, admin = %admin_address, "switchyard listening");
+    let scheme = if gateway.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(%listen, scheme, threads, admin = %admin_address, "switchyard listening");
     server.run(RunArgs::default());
     // Every service has stopped: commit what is still queued.
     let stats = &ledger.stats;

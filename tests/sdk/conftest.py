@@ -118,3 +118,61 @@ def matrix_gateway(tmp_path_factory):
             stop(gw)
     finally:
         stop(mock)
+
+
+@pytest.fixture(scope="session")
+def tls_gateway(tmp_path_factory):
+    """The quickstart behind HTTPS: a test CA (trustme) signs the listener's
+    certificate. Yields (base URL, path of the CA's PEM)."""
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost", "127.0.0.1")
+    certs = tmp_path_factory.mktemp("tls")
+    cert_file, key_file, ca_file = certs / "cert.pem", certs / "key.pem", certs / "ca.pem"
+    cert.private_key_pem.write_to_path(str(key_file))
+    cert.cert_chain_pems[0].write_to_path(str(cert_file))
+    for pem in cert.cert_chain_pems[1:]:
+        pem.write_to_path(str(cert_file), append=True)
+    ca.cert_pem.write_to_path(str(ca_file))
+    mock_port, gw_port, admin_port = free_port(), free_port(), free_port()
+    mock = subprocess.Popen(
+        [str(TARGET / "mock-provider"), "--listen", f"127.0.0.1:{mock_port}", "--expect-key", UPSTREAM_KEY],
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{mock_port}/healthz")
+        policy = certs / "quickstart.yaml"
+        quickstart = (ROOT / "examples" / "quickstart.yaml").read_text()
+        listener = (
+            "listener:\n"
+            f"  admin_address: 127.0.0.1:{admin_port}\n"
+            f"  tls: {{cert_file: {cert_file}, key_file: {key_file}}}\n"
+        )
+        policy.write_text(quickstart.replace("listener:\n", listener, 1))
+        env = dict(
+            os.environ,
+            OPENAI_BASE_URL=f"http://127.0.0.1:{mock_port}/v1",
+            OPENAI_API_KEY=UPSTREAM_KEY,
+            ANTHROPIC_BASE_URL=f"http://127.0.0.1:{mock_port}",
+            ANTHROPIC_API_KEY=UPSTREAM_KEY,
+            GEMINI_BASE_URL=f"http://127.0.0.1:{mock_port}",
+            GEMINI_API_KEY=UPSTREAM_KEY,
+            SWITCHYARD_KEY=CLIENT_KEY,
+            RUST_LOG="warn",
+        )
+        gw = subprocess.Popen(
+            [str(TARGET / "switchyard"), "serve", "--policy", str(policy),
+             "--listen", f"127.0.0.1:{gw_port}", "--threads", "2", "--grace-seconds", "0",
+             "--ledger", str(certs / "usage.db")],
+            env=env,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            # The admin listener is plain HTTP: it says when the gateway is up.
+            wait_http(f"http://127.0.0.1:{admin_port}/healthz")
+            yield f"https://localhost:{gw_port}/v1", str(ca_file)
+        finally:
+            stop(gw)
+    finally:
+        stop(mock)

@@ -17,6 +17,7 @@ pub struct Listener {
 }
 
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rkyv(derive(PartialEq))]
 pub struct ListenerTls {
     pub cert_file: String,
     pub key_file: String,
