@@ -23,7 +23,7 @@ use crate::metrics::Metrics;
 use crate::pipeline;
 use crate::reload::PolicyStore;
 use async_trait::async_trait;
-use pingora::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream};
+use pingora::apps::{HttpPersistentSettings, HttpServerApp, HttpServerOptions, ReusedHttpStream};
 use pingora::protocols::http::ServerSession;
 use pingora::server::ShutdownWatch;
 use std::sync::Arc;
@@ -58,6 +58,26 @@ pub enum Role {
 pub struct Front {
     pub gateway: Arc<Gateway>,
     pub role: Role,
+    /// HTTP/2 connections (over TLS) close after `idle_timeout_ms` without
+    /// a stream; Pingora bounds their streams and header lists itself.
+    pub options: HttpServerOptions,
+}
+
+impl Front {
+    pub fn new(gateway: Arc<Gateway>, role: Role) -> Front {
+        let idle = {
+            let active = gateway.store.current();
+            let ms = active.snapshot.policy().listener.limits.idle_timeout_ms;
+            Duration::from_millis(ms.to_native())
+        };
+        let mut options = HttpServerOptions::default();
+        options.h2_idle_timeout = Some(idle);
+        Front {
+            gateway,
+            role,
+            options,
+        }
+    }
 }
 
 /// Marks a connection that has served a request (Pingora carries it to
@@ -66,6 +86,10 @@ struct Served;
 
 #[async_trait]
 impl HttpServerApp for Front {
+    fn server_options(&self) -> Option<&HttpServerOptions> {
+        Some(&self.options)
+    }
+
     async fn process_new_http(
         self: &Arc<Self>,
         mut session: ServerSession,

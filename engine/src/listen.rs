@@ -102,10 +102,7 @@ impl WorkerService {
         role: Role,
         tls: Option<Arc<Acceptor>>,
     ) -> Vec<WorkerService> {
-        let front = Arc::new(Front {
-            gateway: gateway.clone(),
-            role,
-        });
+        let front = Arc::new(Front::new(gateway.clone(), role));
         let prefix = match role {
             Role::Client => "w",
             Role::Admin => "admin",
