@@ -159,20 +159,9 @@ fn past_the_in_flight_cap_requests_get_503_with_retry_after() {
     let slow: Vec<_> = (0..2)
         .map(|_| {
             std::thread::spawn(move || {
-                let auth = format!("Bearer {CLIENT_KEY}");
-                try_request(
-                    port,
-                    "POST",
-                    "/v1/chat/completions",
-                    &[
-                        ("authorization", &auth),
-                        ("content-type", "application/json"),
-                        ("x-mock-latency-ms", "1500"),
-                    ],
-                    HELLO.as_bytes(),
-                )
-                .unwrap()
-                .status
+                chat_on(port, HELLO, &[("x-mock-latency-ms", "1500")])
+                    .unwrap()
+                    .status
             })
         })
         .collect();

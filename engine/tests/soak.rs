@@ -169,15 +169,8 @@ fn round(port: u16) -> (u64, u64) {
     spawn(
         &mut threads,
         Box::new(move || {
-            let auth = format!("Bearer {CLIENT_KEY}");
             let body = r#"{"model":"fast","messages":[{"role":"user","content":"normal"}]}"#;
-            let r = try_request(
-                port,
-                "POST",
-                "/v1/chat/completions",
-                &[("authorization", &auth), ("content-type", "application/json")],
-                body.as_bytes(),
-            );
+            let r = chat_on(port, body, &[]);
             match r {
                 Ok(r) if r.status == 200 => s2.fetch_add(1, Relaxed),
                 other => {

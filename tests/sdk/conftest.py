@@ -33,6 +33,21 @@ def wait_http(url: str, timeout: float = 30.0) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
+def quickstart_env(mock_port: int) -> dict:
+    """The quickstart's environment, every provider pointed at the mock."""
+    return dict(
+        os.environ,
+        OPENAI_BASE_URL=f"http://127.0.0.1:{mock_port}/v1",
+        OPENAI_API_KEY=UPSTREAM_KEY,
+        ANTHROPIC_BASE_URL=f"http://127.0.0.1:{mock_port}",
+        ANTHROPIC_API_KEY=UPSTREAM_KEY,
+        GEMINI_BASE_URL=f"http://127.0.0.1:{mock_port}",
+        GEMINI_API_KEY=UPSTREAM_KEY,
+        SWITCHYARD_KEY=CLIENT_KEY,
+        RUST_LOG="warn",
+    )
+
+
 def stop(proc: subprocess.Popen) -> None:
     proc.kill()
     proc.wait(timeout=10)
@@ -52,17 +67,7 @@ def gateway(tmp_path_factory):
         # forwards no such header, so the test copy names them.
         quickstart = (ROOT / "examples" / "quickstart.yaml").read_text()
         policy.write_text(quickstart.replace("listener:\n", "listener:\n  forward_headers: [x-mock-*]\n", 1))
-        env = dict(
-            os.environ,
-            OPENAI_BASE_URL=f"http://127.0.0.1:{mock_port}/v1",
-            OPENAI_API_KEY=UPSTREAM_KEY,
-            ANTHROPIC_BASE_URL=f"http://127.0.0.1:{mock_port}",
-            ANTHROPIC_API_KEY=UPSTREAM_KEY,
-            GEMINI_BASE_URL=f"http://127.0.0.1:{mock_port}",
-            GEMINI_API_KEY=UPSTREAM_KEY,
-            SWITCHYARD_KEY=CLIENT_KEY,
-            RUST_LOG="warn",
-        )
+        env = quickstart_env(mock_port)
         gw = subprocess.Popen(
             [str(TARGET / "switchyard"), "serve", "--policy", str(policy),
              "--listen", f"127.0.0.1:{gw_port}", "--threads", "2", "--grace-seconds", "0",
@@ -150,17 +155,7 @@ def tls_gateway(tmp_path_factory):
             f"  tls: {{cert_file: {cert_file}, key_file: {key_file}}}\n"
         )
         policy.write_text(quickstart.replace("listener:\n", listener, 1))
-        env = dict(
-            os.environ,
-            OPENAI_BASE_URL=f"http://127.0.0.1:{mock_port}/v1",
-            OPENAI_API_KEY=UPSTREAM_KEY,
-            ANTHROPIC_BASE_URL=f"http://127.0.0.1:{mock_port}",
-            ANTHROPIC_API_KEY=UPSTREAM_KEY,
-            GEMINI_BASE_URL=f"http://127.0.0.1:{mock_port}",
-            GEMINI_API_KEY=UPSTREAM_KEY,
-            SWITCHYARD_KEY=CLIENT_KEY,
-            RUST_LOG="warn",
-        )
+        env = quickstart_env(mock_port)
         gw = subprocess.Popen(
             [str(TARGET / "switchyard"), "serve", "--policy", str(policy),
              "--listen", f"127.0.0.1:{gw_port}", "--threads", "2", "--grace-seconds", "0",

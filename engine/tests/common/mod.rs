@@ -205,13 +205,7 @@ impl Gateway {
     }
 
     pub fn chat(&self, body: &str, extra: &[(&str, &str)]) -> Response {
-        let auth = format!("Bearer {CLIENT_KEY}");
-        let mut headers = vec![
-            ("authorization", auth.as_str()),
-            ("content-type", "application/json"),
-        ];
-        headers.extend_from_slice(extra);
-        self.request("POST", "/v1/chat/completions", &headers, body.as_bytes())
+        chat_on(self.port, body, extra).expect("request")
     }
 
     pub fn policy_hash(&self) -> String {
@@ -250,6 +244,24 @@ impl Response {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
+}
+
+/// A chat completion with the client key, to the gateway on `port` (for
+/// threads that cannot borrow the [`Gateway`]).
+pub fn chat_on(port: u16, body: &str, extra: &[(&str, &str)]) -> std::io::Result<Response> {
+    let auth = format!("Bearer {CLIENT_KEY}");
+    let mut headers = vec![
+        ("authorization", auth.as_str()),
+        ("content-type", "application/json"),
+    ];
+    headers.extend_from_slice(extra);
+    try_request(
+        port,
+        "POST",
+        "/v1/chat/completions",
+        &headers,
+        body.as_bytes(),
+    )
 }
 
 /// One request on a fresh connection (`Connection: close`), response read
