@@ -71,7 +71,8 @@ pub async fn handle(gw: &Gateway, session: &mut ServerSession, role: Role) -> bo
     let rid = request_id::from_client(session.get_header("x-request-id").map(|v| v.as_bytes()));
     let active = gw.store.current();
     let method = session.req_header().method.clone();
-    let path = session.req_header().uri.path().to_string();
+    // The path only reaches the log and error messages, bounded.
+    let path = bounded(session.req_header().uri.path()).to_string();
     let listener = &active.snapshot.policy().listener;
     let max_in_flight = u64::from(listener.limits.max_in_flight.to_native());
     // With no admin listener, its routes stay on the client listener.
@@ -116,14 +117,14 @@ pub async fn handle(gw: &Gateway, session: &mut ServerSession, role: Role) -> bo
         }
         (_, p) if routes(role, admin_here).contains(&p) => {
             let e = GatewayError::MethodNotAllowed {
-                method: method.to_string(),
+                method: bounded(method.as_str()).to_string(),
                 path: path.clone(),
             };
             fail(session, "other", e, &rid, ClientFormat::OpenAi).await
         }
         _ => {
             let e = GatewayError::NotFound {
-                method: method.to_string(),
+                method: bounded(method.as_str()).to_string(),
                 path: path.clone(),
             };
             fail(session, "other", e, &rid, ClientFormat::OpenAi).await
@@ -143,7 +144,7 @@ pub async fn handle(gw: &Gateway, session: &mut ServerSession, role: Role) -> bo
     tracing::info!(
         target: "switchyard::access",
         request_id = %rid,
-        method = %method,
+        method = ?bounded(method.as_str()),
         path = ?path,
         status = served.status,
         model = ?served.model,
@@ -155,6 +156,20 @@ pub async fn handle(gw: &Gateway, session: &mut ServerSession, role: Role) -> bo
     // Pingora's finish() decides reuse from the session's own state (the
     // paths above turn keep-alive off where the wire is not clean).
     served.status != 499
+}
+
+/// A client's method or path as logs and error messages may carry it: at
+/// most 256 bytes (a request head may be a megabyte).
+fn bounded(s: &str) -> &str {
+    const MAX: usize = 256;
+    if s.len() <= MAX {
+        return s;
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 /// The paths a listener serves, for telling 405 from 404.

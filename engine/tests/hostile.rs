@@ -135,6 +135,8 @@ fn cases() -> Vec<(&'static str, Vec<u8>, Expect)> {
         }, Status(413, Some("request_too_large"))),
         // Routes and methods.
         ("unknown path", raw("GET /v2/everything HTTP/1.1\r\nhost: x\r\n\r\n"), Status(404, Some("unknown_url"))),
+        ("a 10 kB path", raw(&format!("GET /{} HTTP/1.1\r\nhost: x\r\n\r\n", "p".repeat(10_000))), Status(404, Some("unknown_url"))),
+        ("a 10 kB method", raw(&format!("{} /v1/models HTTP/1.1\r\nhost: x\r\n\r\n", "M".repeat(10_000))), Status(405, Some("method_not_allowed"))),
         ("dot segments", raw("GET /v1/../admin/usage HTTP/1.1\r\nhost: x\r\n\r\n"), Status(404, Some("unknown_url"))),
         ("PUT on chat", raw("PUT /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n"), Status(405, Some("method_not_allowed"))),
         ("GET on chat", raw("GET /v1/chat/completions HTTP/1.1\r\nhost: x\r\n\r\n"), Status(405, Some("method_not_allowed"))),
@@ -223,4 +225,7 @@ fn every_hostile_request_gets_its_answer_and_the_gateway_keeps_serving() {
     std::thread::sleep(Duration::from_millis(200));
     let log = gw.log();
     assert!(!log.contains("\nINFO forged line"), "log injection: {log}");
+    // Nothing a client sent makes a log line long.
+    let longest = log.lines().map(str::len).max().unwrap_or(0);
+    assert!(longest < 2048, "a log line of {longest} bytes");
 }
