@@ -712,7 +712,8 @@ models:
       - {{provider: broken, model: gpt-4o-mini}}
       - {{provider: mock, model: gpt-4o-mini}}
 prices:
-  mock/gpt-4o-mini: {{input: 0.15, output: 0.6}}
+  gpt-4o-mini: {{input: 0.15, output: 0.6}}
+  claude-sonnet-4-5: {{input: 3, output: 15}}
 teams:
   bench: {{limits: {{rpm: 100000000}}, budgets: {{daily: 1000000}}}}
 users:
