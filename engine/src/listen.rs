@@ -150,63 +150,26 @@ impl Service for WorkerService {
             match accepted {
                 Ok(mut stream) => {
                     let gw = &self.front.gateway;
-                    let (max, per_ip, write_timeout, header_timeout) = {
-                        let active = gw.store.current();
-                        let l = &active.snapshot.policy().listener.limits;
-                        (
-                            u64::from(l.max_connections.to_native()),
-                            u64::from(l.max_connections_per_ip.to_native()),
-                            Duration::from_millis(l.write_timeout_ms.to_native()),
-                            Duration::from_millis(l.header_timeout_ms.to_native()),
-                        )
-                    };
+                    let limits = ConnLimits::now(gw);
                     let ip = stream
                         .get_socket_digest()
                         .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
                     // Over a cap: close at once. The client learns nothing
                     // it could not learn from a full backlog, and the
                     // descriptor is back before anything was spent on it.
-                    let Ok(permit) = gw.edge.admit(ip, max, per_ip) else {
+                    let Ok(permit) = gw.edge.admit(ip, limits.max, limits.per_ip) else {
                         continue;
                     };
                     if let Err(e) = stream.set_nodelay() {
                         tracing::debug!(error = %e, "TCP_NODELAY not set");
                     }
-                    let front = self.front.clone();
+                    let (front, tls) = (self.front.clone(), self.tls.clone());
                     let shutdown = shutdown.clone();
-                    let tls = self.tls.clone();
                     // This worker's runtime has one thread: the connection
                     // stays here.
                     tokio::spawn(async move {
-                        let _permit = permit;
-                        let edge = front.gateway.edge.clone();
-                        let downstream = Downstream::new(stream, write_timeout);
-                        let timed_out = downstream.write_timed_out.clone();
-                        // TLS runs over the bounded, buffered connection,
-                        // so its records obey the write timeout too; the
-                        // handshake is part of the request head's time.
-                        let stream: Stream = match tls {
-                            None => Box::new(downstream),
-                            Some(acceptor) => {
-                                let handshake = acceptor.tls_handshake(downstream);
-                                match pingora_timeout::timeout(header_timeout, handshake).await {
-                                    Ok(Ok(s)) => Box::new(s),
-                                    Ok(Err(e)) => {
-                                        tracing::debug!(error = %e, "TLS handshake failed");
-                                        return;
-                                    }
-                                    Err(_) => {
-                                        edge.timed_out(ClientTimeout::Header);
-                                        return;
-                                    }
-                                }
-                            }
-                        };
-                        // HTTP/1 keep-alive is looped inside `process_new`.
-                        let _ = front.process_new(stream, &shutdown).await;
-                        if timed_out.load(Ordering::Relaxed) {
-                            edge.timed_out(ClientTimeout::Write);
-                        }
+                        serve(front, tls, stream, limits, &shutdown).await;
+                        drop(permit);
                     });
                 }
                 Err(e) => {
@@ -228,6 +191,66 @@ impl Service for WorkerService {
 
     fn threads(&self) -> Option<usize> {
         Some(1)
+    }
+}
+
+/// The listener's bounds a new connection gets, from the policy in force
+/// when it was accepted.
+struct ConnLimits {
+    max: u64,
+    per_ip: u64,
+    write_timeout: Duration,
+    header_timeout: Duration,
+}
+
+impl ConnLimits {
+    fn now(gw: &Gateway) -> ConnLimits {
+        let active = gw.store.current();
+        let l = &active.snapshot.policy().listener.limits;
+        ConnLimits {
+            max: u64::from(l.max_connections.to_native()),
+            per_ip: u64::from(l.max_connections_per_ip.to_native()),
+            write_timeout: Duration::from_millis(l.write_timeout_ms.to_native()),
+            header_timeout: Duration::from_millis(l.header_timeout_ms.to_native()),
+        }
+    }
+}
+
+/// One accepted connection, to its end: the bounded [`Downstream`], TLS
+/// when the listener has it, then Pingora's HTTP loop.
+async fn serve(
+    front: Arc<Front>,
+    tls: Option<Arc<Acceptor>>,
+    stream: L4Stream,
+    limits: ConnLimits,
+    shutdown: &ShutdownWatch,
+) {
+    let edge = front.gateway.edge.clone();
+    let downstream = Downstream::new(stream, limits.write_timeout);
+    let timed_out = downstream.write_timed_out.clone();
+    // TLS runs over the bounded, buffered connection, so its records obey
+    // the write timeout too; the handshake is part of the head's time.
+    let stream: Stream = match tls {
+        None => Box::new(downstream),
+        Some(acceptor) => {
+            let handshake = acceptor.tls_handshake(downstream);
+            match pingora_timeout::timeout(limits.header_timeout, handshake).await {
+                Ok(Ok(s)) => Box::new(s),
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    edge.timed_out(ClientTimeout::Header);
+                    return;
+                }
+            }
+        }
+    };
+    // HTTP/1 keep-alive is looped inside `process_new`.
+    let _ = front.process_new(stream, shutdown).await;
+    if timed_out.load(Ordering::Relaxed) {
+        edge.timed_out(ClientTimeout::Write);
     }
 }
 
