@@ -64,26 +64,49 @@ fn every_record_is_committed_by_close_and_reads_back_exactly() {
     assert_eq!(spend.iter().map(|r| r.requests).sum::<u64>(), 500);
 }
 
-struct Stalled(std::sync::mpsc::Receiver<()>);
+/// A sink whose first write blocks until the test releases it, and says
+/// when it has started blocking: the ledger's writer is then known to be
+/// stuck, and only the queue can hold what comes next.
+struct Stalled {
+    entered: std::sync::mpsc::Sender<()>,
+    release: std::sync::mpsc::Receiver<()>,
+}
 
 impl UsageSink for Stalled {
     fn write(&mut self, _batch: &[UsageRecord]) -> Result<(), LedgerError> {
-        let _ = self.0.recv();
+        let _ = self.entered.send(());
+        let _ = self.release.recv();
         Ok(())
     }
 }
 
+/// A ledger whose writer is stuck in its first write, and the handle that
+/// frees it (drop it before the ledger: closing joins the writer).
+fn stalled_ledger(capacity: usize) -> (UsageLedger, std::sync::mpsc::Sender<()>) {
+    let (entered_tx, entered) = std::sync::mpsc::channel();
+    let (release, release_rx) = std::sync::mpsc::channel();
+    let sink = Stalled {
+        entered: entered_tx,
+        release: release_rx,
+    };
+    let ledger = UsageLedger::start(Box::new(sink), capacity, Duration::from_millis(1)).unwrap();
+    ledger.record(record(0, "a", 1));
+    entered
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the writer reached the sink");
+    (ledger, release)
+}
+
 #[test]
 fn a_stalled_sink_drops_and_counts_instead_of_growing() {
-    let (release, rx) = std::sync::mpsc::channel();
-    let ledger = UsageLedger::start(Box::new(Stalled(rx)), 16, Duration::from_millis(1)).unwrap();
-    for i in 0..1000 {
+    let (ledger, release) = stalled_ledger(16);
+    for i in 1..1000 {
         ledger.record(record(i, "a", 1));
     }
     let dropped = ledger.stats.dropped.load(Ordering::Relaxed);
-    // The writer holds one stalled batch and the queue at most 16: the
+    // The writer holds the first record and the queue at most 16: the
     // rest cannot wait anywhere.
-    assert!(dropped > 0, "{dropped}");
+    assert_eq!(dropped, 999 - 16);
     drop(release);
     ledger.close();
     let s = &ledger.stats;
@@ -96,28 +119,24 @@ fn a_stalled_sink_drops_and_counts_instead_of_growing() {
 
 #[test]
 fn the_queue_is_bounded_by_bytes_as_well_as_count() {
-    let (release, rx) = std::sync::mpsc::channel();
     // Room for a million records by count; 1 MiB records fill the byte
     // bound long before.
-    let ledger =
-        UsageLedger::start(Box::new(Stalled(rx)), 1 << 20, Duration::from_millis(1)).unwrap();
+    let (ledger, release) = stalled_ledger(1 << 20);
     let big = MAX_QUEUED_BYTES / (1 << 20) + 10;
-    for i in 0..big {
+    for i in 1..=big {
         let mut r = record(i, "a", 1);
         r.alias = "m".repeat(1 << 20);
         ledger.record(r);
     }
     let s = &ledger.stats;
-    assert!(
-        s.dropped.load(Ordering::Relaxed) >= 9,
-        "the byte bound held nothing back"
-    );
+    // 63 records of a little over 1 MiB fit in 64 MiB; the other 11 not.
+    assert_eq!(s.dropped.load(Ordering::Relaxed), big - 63);
     assert!(s.queued_bytes.load(Ordering::Relaxed) <= MAX_QUEUED_BYTES);
     drop(release);
     ledger.close();
     assert_eq!(
         s.written.load(Ordering::Relaxed) + s.dropped.load(Ordering::Relaxed),
-        big
+        big + 1
     );
     assert_eq!(s.queued_bytes.load(Ordering::Relaxed), 0);
 }
