@@ -77,13 +77,19 @@ pub async fn handle(gw: &Gateway, session: &mut ServerSession, role: Role) -> bo
     let max_in_flight = u64::from(listener.limits.max_in_flight.to_native());
     // With no admin listener, its routes stay on the client listener.
     let admin_here = role == Role::Admin || listener.admin_address.is_empty();
+    // The cap is for the API; liveness, metrics and admin calls cost
+    // little and are what an operator needs most when it is reached.
+    let api = role == Role::Client
+        && matches!(
+            path.as_str(),
+            "/v1/chat/completions" | "/v1/messages" | "/v1/models"
+        );
     let served = match (&method, path.as_str()) {
-        // Liveness answers even at the in-flight cap: it costs nothing.
         (&Method::GET, "/healthz") if role == Role::Client => {
             respond::json(session, 200, br#"{"status":"ok"}"#.to_vec(), &rid).await;
             Served::plain("health", 200)
         }
-        _ if in_flight >= max_in_flight && role == Role::Client => {
+        _ if api && in_flight >= max_in_flight => {
             gw.edge.refuse(Refusal::InFlight);
             let e = GatewayError::Overloaded("requests in flight");
             fail(session, "other", e, &rid, ClientFormat::OpenAi).await

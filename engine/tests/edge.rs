@@ -165,13 +165,19 @@ fn past_the_in_flight_cap_requests_get_503_with_retry_after() {
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(500));
+    // Both are in flight (the scrape counts itself too).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gw.metric("switchyard_in_flight_requests") < 3.0 {
+        assert!(Instant::now() < deadline, "the slow requests never got in");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let r = gw.chat(HELLO, &[]);
     assert_eq!(r.status, 503, "{}", r.text());
     assert_eq!(r.json()["error"]["code"], "gateway_overloaded");
     assert_eq!(r.header("retry-after"), Some("1"));
-    // Liveness still answers at the cap.
+    // Liveness and metrics still answer at the cap.
     assert_eq!(gw.request("GET", "/healthz", &[], b"").status, 200);
+    assert_eq!(gw.request("GET", "/metrics", &[], b"").status, 200);
     for t in slow {
         assert_eq!(t.join().unwrap(), 200);
     }
