@@ -81,17 +81,8 @@ pub fn url_param(query: &str, name: &str) -> Option<String> {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         (k == name).then(|| {
             let v = v.replace('+', " ");
-            let mut decoded = percent_encoding::percent_decode_str(&v)
-                .decode_utf8_lossy()
-                .into_owned();
-            if decoded.len() > MAX_PARAM {
-                let mut end = MAX_PARAM;
-                while !decoded.is_char_boundary(end) {
-                    end -= 1;
-                }
-                decoded.truncate(end);
-            }
-            decoded
+            let decoded = percent_encoding::percent_decode_str(&v).decode_utf8_lossy();
+            crate::pipeline::clip(&decoded, MAX_PARAM).to_string()
         })
     })
 }

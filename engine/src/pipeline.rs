@@ -167,11 +167,15 @@ pub async fn handle(gw: &Gateway, session: &mut ServerSession, role: Role) -> bo
 /// A client's method or path as logs and error messages may carry it: at
 /// most 256 bytes (a request head may be a megabyte).
 fn bounded(s: &str) -> &str {
-    const MAX: usize = 256;
-    if s.len() <= MAX {
+    clip(s, 256)
+}
+
+/// At most `max` bytes of `s`, cut at a character boundary.
+pub(crate) fn clip(s: &str, max: usize) -> &str {
+    if s.len() <= max {
         return s;
     }
-    let mut end = MAX;
+    let mut end = max;
     while !s.is_char_boundary(end) {
         end -= 1;
     }

@@ -48,10 +48,9 @@ pub fn classify_status(status: u16, _headers: &HeaderMap, body: &[u8]) -> Verdic
 /// `authentication_error`, Google's `API_KEY_INVALID` reason (sent with a
 /// 400) or `UNAUTHENTICATED` status.
 fn is_invalid_key(body: &[u8]) -> bool {
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+    let Some(e) = error_object(body) else {
         return false;
     };
-    let e = &v["error"];
     e["code"] == "invalid_api_key"
         || e["type"] == "authentication_error"
         || e["status"] == "UNAUTHENTICATED"
@@ -63,11 +62,14 @@ fn is_invalid_key(body: &[u8]) -> bool {
 
 /// OpenAI's `insufficient_quota` (billing, not rate): retrying cannot help.
 fn is_quota_exhausted(body: &[u8]) -> bool {
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return false;
-    };
-    let e = &v["error"];
-    e["code"] == "insufficient_quota" || e["type"] == "insufficient_quota"
+    error_object(body)
+        .is_some_and(|e| e["code"] == "insufficient_quota" || e["type"] == "insufficient_quota")
+}
+
+/// The `error` member of a provider's JSON error body.
+fn error_object(body: &[u8]) -> Option<serde_json::Value> {
+    let mut v = serde_json::from_slice::<serde_json::Value>(body).ok()?;
+    Some(v.get_mut("error")?.take())
 }
 
 #[cfg(test)]
