@@ -41,6 +41,8 @@ pub struct Gateway {
     pub edge: Arc<Edge>,
     /// The listener's certificate, when it serves HTTPS.
     pub tls: Option<Arc<crate::tls_listener::LiveCert>>,
+    /// Shared limits through Redis (None: a single node).
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// Which listener a connection arrived on.

@@ -44,6 +44,8 @@ pub enum GatewayError {
     RequestTimeout { what: &'static str, limit_ms: u64 },
     #[error("the gateway is at its limit of {0}; retry shortly")]
     Overloaded(&'static str),
+    #[error("limits are shared through Redis, which is unavailable, and the policy says to refuse until it returns")]
+    ClusterUnavailable,
     #[error("invalid request body: {0}")]
     BadRequest(String),
     #[error("{0}")]
@@ -98,7 +100,7 @@ impl GatewayError {
             MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             BodyTooLarge { .. } | TooManyJsonValues { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
-            Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Overloaded(_) | ClusterUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             BodyRead(_)
             | BadRequest(_)
             | UnsupportedParameter { .. }
@@ -137,6 +139,7 @@ impl GatewayError {
             }
             RequestTimeout { .. } => ("invalid_request_error", "request_timeout"),
             Overloaded(_) => ("gateway_error", "gateway_overloaded"),
+            ClusterUnavailable => ("gateway_error", "gateway_cluster_unavailable"),
             BodyRead(_) | BadRequest(_) => ("invalid_request_error", "invalid_request"),
             InvalidModelName(_) => ("invalid_request_error", "invalid_model_name"),
             BadHeader { .. } => ("invalid_request_error", "invalid_header"),
@@ -183,7 +186,9 @@ impl GatewayError {
             GatewayError::UpstreamRateLimited {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
-            GatewayError::UpstreamUnavailable { .. } | GatewayError::Overloaded(_) => Some(1),
+            GatewayError::UpstreamUnavailable { .. }
+            | GatewayError::Overloaded(_)
+            | GatewayError::ClusterUnavailable => Some(1),
             GatewayError::RateLimited(hit) => {
                 hit.retry_after.map(|d| d.as_millis().div_ceil(1000) as u64)
             }

@@ -8,6 +8,7 @@ pub mod body;
 pub mod budgets;
 pub mod classify;
 pub mod classify_cli;
+pub mod cluster;
 pub mod edge;
 pub mod error;
 pub mod failover;

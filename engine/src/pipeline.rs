@@ -107,13 +107,16 @@ pub async fn handle(gw: &Gateway, session: &mut ServerSession, role: Role) -> bo
             admin::usage(session, &active, &rid, gw).await
         }
         (&Method::GET, "/healthz" | "/admin/health") if admin_here => {
-            health(session, &active, &rid).await
+            health(session, &active, &rid, gw).await
         }
         (&Method::GET, "/metrics") if admin_here => {
             let mut text = gw.metrics.render(&active.hash, &active.registry);
             text.push_str(&admin::ledger_metrics(&gw.ledger));
             text.push_str(&classify::metrics(&gw.classifier));
             gw.edge.render(&mut text);
+            if let Some(c) = &gw.cluster {
+                c.render(&mut text);
+            }
             if let Some(tls) = &gw.tls {
                 tls.render(&mut text);
             }
@@ -446,7 +449,9 @@ async fn serve_chat(
     let body_bytes = body.len() as u64;
     let estimate = cost::token_estimate(body_bytes, request.max_tokens);
     let scopes = quota::scopes(active, caller);
-    bill.limits = match limits::admit(&scopes.limited(), model_name, estimate, mono_ns()) {
+    let limited = scopes.limited();
+    let cluster = gw.cluster.as_ref();
+    bill.limits = match limits::admit(cluster, &limited, model_name, estimate, mono_ns()).await {
         Ok(p) => Some(p),
         Err(e) => return fail(session, route, e, rid, client).await,
     };
@@ -614,7 +619,12 @@ async fn models(session: &mut ServerSession, active: &ActivePolicy, rid: &str) -
     Served::plain("models", 200)
 }
 
-async fn health(session: &mut ServerSession, active: &ActivePolicy, rid: &str) -> Served {
+async fn health(
+    session: &mut ServerSession,
+    active: &ActivePolicy,
+    rid: &str,
+    gw: &Gateway,
+) -> Served {
     let policy = active.snapshot.policy();
     let providers: serde_json::Map<String, serde_json::Value> = policy
         .providers
@@ -630,12 +640,15 @@ async fn health(session: &mut ServerSession, active: &ActivePolicy, rid: &str) -
         })
         .collect();
     let loaded = humantime::format_rfc3339_seconds(active.loaded_at).to_string();
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "status": "ok",
         "policy_hash": active.hash,
         "policy_loaded_at": loaded,
         "providers": providers,
     });
+    if let Some(c) = &gw.cluster {
+        body["cluster"] = c.health();
+    }
     respond::json(session, 200, body.to_string().into_bytes(), rid).await;
     Served::plain("health", 200)
 }

@@ -48,6 +48,8 @@ pub enum StartError {
     Ledger(#[from] LedgerError),
     #[error("cannot start the usage ledger writer: {0}")]
     LedgerThread(std::io::Error),
+    #[error("{0}")]
+    Cluster(String),
 }
 
 /// Runs until the process is told to stop; returns only on start-up errors.
@@ -153,6 +155,14 @@ pub fn run(opts: ServeOptions) -> Result<(), StartError> {
         }
     };
     let ledger = Arc::new(ledger);
+    let cluster = match active.snapshot.policy().cluster.as_ref() {
+        Some(c) => {
+            let config = crate::cluster::ClusterConfig::from_policy(c);
+            tracing::info!(node = %config.node, exact = config.exact, "cluster mode: limits shared through Redis");
+            Some(crate::cluster::Cluster::start(config).map_err(StartError::Cluster)?)
+        }
+        None => None,
+    };
     let store = Arc::new(PolicyStore::new(
         opts.policy.clone(),
         active,
@@ -178,6 +188,7 @@ pub fn run(opts: ServeOptions) -> Result<(), StartError> {
         classifier,
         edge: Arc::default(),
         tls: live_cert,
+        cluster,
     });
     for worker in WorkerService::for_sockets(sockets, &gateway, Role::Client, acceptor) {
         server.add_service(worker);

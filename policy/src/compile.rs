@@ -8,6 +8,7 @@ use crate::spec::*;
 use crate::yaml_index::YamlIndex;
 use std::collections::{BTreeMap, HashMap};
 
+mod cluster;
 mod listener;
 mod routing;
 mod tenancy;
@@ -155,6 +156,7 @@ impl Checker<'_> {
         let client_keys = self.client_keys(spec.client_keys, &dir);
         let retry_budget = self.retry_budget(spec.retry_budget);
         let routing = self.routing(spec.classifier, spec.routers, &aliases);
+        let cluster = spec.cluster.map(|c| self.cluster(c));
         let policy = CompiledPolicy {
             source: file.to_string(),
             listener,
@@ -164,6 +166,7 @@ impl Checker<'_> {
             retry_budget,
             tenancy,
             routing,
+            cluster,
         };
         self.check_prices(&policy);
         policy

@@ -3,9 +3,11 @@
 
 use rkyv::{Archive, Deserialize, Serialize};
 
+mod cluster;
 mod listener;
 mod routing;
 mod tenancy;
+pub use cluster::*;
 pub use listener::*;
 pub use routing::*;
 pub use tenancy::*;
@@ -23,6 +25,8 @@ pub struct CompiledPolicy {
     pub retry_budget: RetryBudget,
     pub tenancy: Tenancy,
     pub routing: Routing,
+    /// None: a single node, all state in memory.
+    pub cluster: Option<Cluster>,
 }
 
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]

@@ -23,7 +23,7 @@ use rkyv::util::AlignedVec;
 use sha2::{Digest, Sha256};
 
 pub const MAGIC: &[u8; 8] = b"SWYDPOL\0";
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 pub const HEADER_LEN: usize = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,9 +4,11 @@
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
+mod cluster;
 mod listener;
 mod routing;
 mod tenancy;
+pub use cluster::*;
 pub use listener::*;
 pub use routing::*;
 pub use tenancy::*;
@@ -40,6 +42,9 @@ pub struct PolicySpec {
     pub classifier: ClassifierSpec,
     #[serde(default)]
     pub routers: BTreeMap<String, RouterSpec>,
+    /// Replicas sharing limits through Redis; absent: a single node.
+    #[serde(default)]
+    pub cluster: Option<ClusterSpec>,
 }
 
 /// Retries (and hedges) may add at most `ratio` of the request rate, plus a

@@ -5,9 +5,15 @@
 //!
 //! Tokens are taken up front from an estimate (prompt bytes / 4 plus
 //! `max_tokens`) and corrected once the provider's usage is known.
+//!
+//! In cluster mode the same entries are decided in Redis
+//! ([`crate::cluster::limits`]); while Redis is unavailable they are
+//! decided here, each limit divided by the live replicas.
 
 pub mod token_bucket;
 
+use crate::cluster::limits::{Admission, SharedPermit};
+use crate::cluster::{Cluster, ClusterState};
 use crate::error::{GatewayError, LimitHit, LimitKind};
 use crate::tenants::{Counters, Scope, ScopeKind};
 use policy::{pattern_matches, ArchivedLimits};
@@ -24,14 +30,36 @@ pub struct Limited<'a> {
     pub scope: &'a Scope,
 }
 
-struct Entry<'a> {
-    kind: ScopeKind,
-    name: &'a str,
-    pattern: Option<&'a str>,
-    rpm: u64,
-    tpm: u64,
-    concurrency: u32,
+/// One limit that applies to a request: a scope's own, or one of its
+/// per-model entries.
+pub(crate) struct Entry<'a> {
+    pub kind: ScopeKind,
+    pub name: &'a str,
+    pub pattern: Option<&'a str>,
+    pub rpm: u64,
+    pub tpm: u64,
+    pub concurrency: u32,
     counters: Arc<Counters>,
+}
+
+impl Entry<'_> {
+    fn refused(
+        &self,
+        kind: LimitKind,
+        limit: u64,
+        requested: u64,
+        retry_after: Option<Duration>,
+    ) -> GatewayError {
+        GatewayError::RateLimited(Box::new(LimitHit {
+            scope: self.kind.as_str(),
+            name: self.name.to_string(),
+            model: self.pattern.map(str::to_string),
+            kind,
+            limit,
+            requested,
+            retry_after,
+        }))
+    }
 }
 
 struct Held {
@@ -47,11 +75,16 @@ struct Held {
 pub struct LimitPermit {
     held: Vec<Held>,
     tokens: u64,
+    /// Admitted in Redis: settled there, its leases released there.
+    shared: Option<SharedPermit>,
 }
 
 impl LimitPermit {
     /// Replace the token estimate by the tokens actually used.
     pub fn settle(&mut self, actual: u64, now: u64) {
+        if let Some(shared) = &mut self.shared {
+            shared.settle(actual);
+        }
         for h in self.held.iter().filter(|h| h.tpm > 0) {
             if actual > self.tokens {
                 h.counters.tokens.charge(now, actual - self.tokens, h.tpm);
@@ -104,18 +137,70 @@ fn entries<'a>(scopes: &[Limited<'a>], model: &str) -> Vec<Entry<'a>> {
 }
 
 /// Admit a request for `model` estimated at `tokens`, or say which limit
-/// refused it.
-pub fn admit(
+/// refused it: here, or in Redis when the replica is part of a cluster.
+pub async fn admit(
+    cluster: Option<&Arc<Cluster>>,
     scopes: &[Limited<'_>],
     model: &str,
     tokens: u64,
     now: u64,
 ) -> Result<LimitPermit, GatewayError> {
+    let entries = entries(scopes, model);
+    let Some(cluster) = cluster.filter(|_| !entries.is_empty()) else {
+        return admit_here(entries, tokens, now, 1);
+    };
+    if cluster.state() == ClusterState::Shared {
+        match crate::cluster::limits::admit(cluster, &entries, tokens).await {
+            Ok(Admission::Admitted(shared)) => {
+                return Ok(LimitPermit {
+                    held: Vec::new(),
+                    tokens,
+                    shared: Some(shared),
+                })
+            }
+            Ok(Admission::Refused { entry, kind, wait }) => {
+                let e = &entries[entry];
+                let limit = match kind {
+                    LimitKind::Concurrency => e.concurrency.into(),
+                    LimitKind::Requests => e.rpm,
+                    LimitKind::Tokens => e.tpm,
+                };
+                return Err(e.refused(kind, limit, tokens, wait));
+            }
+            // Redis did not answer in time: the request is decided here.
+            Err(()) => {}
+        }
+    }
+    if cluster.config.refuse_when_down {
+        return Err(GatewayError::ClusterUnavailable);
+    }
+    cluster
+        .stats
+        .local_admissions
+        .fetch_add(1, Ordering::Relaxed);
+    admit_here(entries, tokens, now, cluster.live_replicas())
+}
+
+/// Admit against this replica's own counters, each limit divided by
+/// `share` (1 on a single node; the live replicas of a cluster whose Redis
+/// is unavailable, so that together they stay within the limit).
+fn admit_here(
+    entries: Vec<Entry<'_>>,
+    tokens: u64,
+    now: u64,
+    share: u32,
+) -> Result<LimitPermit, GatewayError> {
     let mut permit = LimitPermit {
         held: Vec::new(),
         tokens,
+        shared: None,
     };
-    for e in entries(scopes, model) {
+    for mut e in entries {
+        if share > 1 {
+            e.rpm = (e.rpm / u64::from(share)).max(1).min(e.rpm);
+            e.tpm = (e.tpm / u64::from(share)).max(1).min(e.tpm);
+            e.concurrency = (e.concurrency / share).max(1).min(e.concurrency);
+        }
         // Pushed first, so that a refusal below gives back what this
         // entry already took along with the entries before it.
         permit.held.push(Held {
@@ -124,17 +209,7 @@ pub fn admit(
             tpm: 0,
             concurrency: false,
         });
-        let refused = |kind: LimitKind, limit: u64, retry_after| {
-            GatewayError::RateLimited(Box::new(LimitHit {
-                scope: e.kind.as_str(),
-                name: e.name.to_string(),
-                model: e.pattern.map(str::to_string),
-                kind,
-                limit,
-                requested: tokens,
-                retry_after,
-            }))
-        };
+        let refused = |kind, limit, retry_after| e.refused(kind, limit, tokens, retry_after);
         let wait = |r: Refusal| match r {
             Refusal::Wait(d) => Some(d),
             Refusal::TooLarge => None,

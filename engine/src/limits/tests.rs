@@ -59,15 +59,15 @@ fn each_scope_refuses_with_its_name_and_refusals_cost_nothing() {
     let sc = scopes(&s, &reg);
     let now = token_bucket::mono_ns();
     // Concurrency 2 on the key.
-    let a = admit(&sc, "m", 10, now).unwrap();
-    let b = admit(&sc, "m", 10, now).unwrap();
-    let h = hit(admit(&sc, "m", 10, now).err().unwrap());
+    let a = admit_here(entries(&sc, "m"), 10, now, 1).unwrap();
+    let b = admit_here(entries(&sc, "m"), 10, now, 1).unwrap();
+    let h = hit(admit_here(entries(&sc, "m"), 10, now, 1).err().unwrap());
     assert_eq!((h.scope, h.kind), ("key", LimitKind::Concurrency));
     drop(a);
     // Team: 3 requests a minute; two taken, the refused one gave its back.
-    let c = admit(&sc, "m", 10, now).unwrap();
+    let c = admit_here(entries(&sc, "m"), 10, now, 1).unwrap();
     drop((b, c));
-    let h = hit(admit(&sc, "m", 10, now).err().unwrap());
+    let h = hit(admit_here(entries(&sc, "m"), 10, now, 1).err().unwrap());
     assert_eq!(
         (h.scope, h.name.as_str(), h.kind),
         ("team", "t", LimitKind::Requests)
@@ -89,15 +89,21 @@ fn tokens_settle_to_actual_usage_and_per_model_limits_apply_by_pattern() {
     ];
     let sc = scopes(&s, &reg);
     let now = token_bucket::mono_ns();
-    let mut p = admit(&sc, "gpt-4o", 600, now).unwrap();
-    let h = hit(admit(&sc, "gpt-4.1", 1, now).err().unwrap());
+    let mut p = admit_here(entries(&sc, "gpt-4o"), 600, now, 1).unwrap();
+    let h = hit(admit_here(entries(&sc, "gpt-4.1"), 1, now, 1)
+        .err()
+        .unwrap());
     assert_eq!(h.model.as_deref(), Some("gpt-*"));
     assert_eq!(h.label(), "key:k:gpt-*:requests");
     p.settle(100, now);
     assert_eq!(reg[1].counters.tokens.level(now, 1000).remaining, 900);
-    let h = hit(admit(&sc, "other", 901, now).err().unwrap());
+    let h = hit(admit_here(entries(&sc, "other"), 901, now, 1)
+        .err()
+        .unwrap());
     assert_eq!((h.scope, h.kind), ("user", LimitKind::Tokens));
-    let h = hit(admit(&sc, "other", 1001, now).err().unwrap());
+    let h = hit(admit_here(entries(&sc, "other"), 1001, now, 1)
+        .err()
+        .unwrap());
     assert!(
         h.retry_after.is_none(),
         "larger than the bucket: never fits"

@@ -3,6 +3,8 @@
 //! exactly the bytes they mean to.
 #![allow(dead_code)]
 
+pub mod services;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;

@@ -27,6 +27,26 @@ struct State {
     served: Served,
     schedule: Schedule,
     next_id: AtomicU64,
+    /// API requests being answered, and the most there ever were at once.
+    in_flight: AtomicU64,
+    peak_in_flight: AtomicU64,
+}
+
+/// Counts one API request as in flight until its handler returns.
+struct InFlight<'a>(&'a State);
+
+impl<'a> InFlight<'a> {
+    fn enter(state: &'a State) -> Self {
+        let now = state.in_flight.fetch_add(1, Ordering::AcqRel) + 1;
+        state.peak_in_flight.fetch_max(now, Ordering::AcqRel);
+        InFlight(state)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl State {
@@ -37,6 +57,8 @@ impl State {
             schedule: Schedule::new(cfg.schedule.clone()),
             cfg,
             next_id: AtomicU64::new(1),
+            in_flight: AtomicU64::new(0),
+            peak_in_flight: AtomicU64::new(0),
         })
     }
 
@@ -197,6 +219,12 @@ impl MockServer {
         self.state.served.all()
     }
 
+    /// The most API requests the mock was answering at once (until their
+    /// response headers were sent).
+    pub fn peak_in_flight(&self) -> u64 {
+        self.state.peak_in_flight.load(Ordering::Acquire)
+    }
+
     pub fn clear_requests(&self) {
         self.state.recorder.clear()
     }
@@ -257,6 +285,7 @@ async fn handle(
         (&Method::GET, "/healthz") => return Ok(full(StatusCode::OK, "text/plain", "ok\n")),
         _ => {}
     }
+    let _in_flight = InFlight::enter(&state);
     record(&state, &parts, &body);
     let api = if path.ends_with("/messages") {
         Api::Anthropic

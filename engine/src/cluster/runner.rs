@@ -1,0 +1,166 @@
+//! The cluster thread: its own single-threaded runtime keeps the Redis
+//! connection (reconnecting as needed), beats the heartbeat that counts
+//! live replicas and brings a degraded replica back to shared state,
+//! renews the leases of running requests, and performs the writes the
+//! request path queued (settlements, releases), a batch at a time.
+
+use super::limits::Write;
+use super::scripts::scripts;
+use super::{keys, Cluster};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc::Receiver;
+
+/// Writes performed together (pipelined on the one connection).
+const BATCH: usize = 512;
+
+pub fn spawn(cluster: Arc<Cluster>, queue: Receiver<Write>) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("switchyard-cluster".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!(error = %e, "cluster: cannot start its runtime; limits stay local");
+                    return;
+                }
+            };
+            rt.block_on(run(cluster, queue));
+        })
+        .map(|_| ())
+}
+
+/// Background calls may wait longer than the request path's.
+fn background_deadline(c: &Cluster) -> Duration {
+    c.config.connect_timeout.max(c.config.timeout)
+}
+
+async fn run(cluster: Arc<Cluster>, mut queue: Receiver<Write>) {
+    let mut beat = tokio::time::interval(cluster.config.heartbeat);
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut renew = tokio::time::interval(cluster.config.lease_ttl / 3);
+    renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        tokio::select! {
+            _ = beat.tick() => heartbeat(&cluster).await,
+            _ = renew.tick() => renew_leases(&cluster).await,
+            n = queue.recv_many(&mut batch, BATCH) => {
+                if n == 0 {
+                    return;
+                }
+                perform(&cluster, &mut batch).await;
+            }
+        }
+    }
+}
+
+/// Say this replica is alive and count the live ones; reconnect first if
+/// needed, and once more if the connection turns out dead.
+async fn heartbeat(c: &Cluster) {
+    for _ in 0..2 {
+        if !c.link.connected() {
+            if let Err(e) = c.link.connect().await {
+                c.trouble(e.reason());
+                return;
+            }
+        }
+        let ttl_ms = (c.config.heartbeat.as_millis() as u64).saturating_mul(3);
+        let mut inv = scripts().heartbeat.prepare_invoke();
+        inv.key(keys::nodes()).arg(&c.config.node).arg(ttl_ms);
+        match c.link.call::<u32>(&inv, background_deadline(c)).await {
+            Ok(live) => {
+                c.recovered(live);
+                return;
+            }
+            Err(e) => {
+                c.trouble(e.reason());
+                c.link.disconnect();
+            }
+        }
+    }
+}
+
+async fn renew_leases(c: &Cluster) {
+    if !c.link.connected() {
+        return;
+    }
+    let ttl_ms = c.config.lease_ttl.as_millis() as u64;
+    let leases = c.leases.snapshot();
+    let mut invocations = Vec::new();
+    for lease in &leases {
+        for sets in &lease.sets {
+            let mut inv = scripts().renew.prepare_invoke();
+            for k in sets {
+                inv.key(k);
+            }
+            inv.arg(&lease.member).arg(ttl_ms);
+            invocations.push((inv, sets.len()));
+        }
+    }
+    let deadline = background_deadline(c);
+    let answers = futures_util::future::join_all(
+        invocations
+            .iter()
+            .map(|(inv, _)| c.link.call::<u64>(inv, deadline)),
+    )
+    .await;
+    for ((_, sets), a) in invocations.iter().zip(answers) {
+        match a {
+            // `CH` counts changed scores: every set should have the member.
+            Ok(n) if n as usize >= *sets => {}
+            Ok(n) => {
+                c.stats
+                    .lost_leases
+                    .fetch_add((*sets - n as usize) as u64, Ordering::Relaxed);
+            }
+            Err(e) => {
+                c.trouble(e.reason());
+                return;
+            }
+        }
+    }
+}
+
+async fn perform(c: &Cluster, batch: &mut Vec<Write>) {
+    let deadline = background_deadline(c);
+    let invocations: Vec<_> = batch
+        .drain(..)
+        .map(|w| match w {
+            Write::Adjust { keys, rates, delta } => {
+                let mut inv = scripts().adjust.prepare_invoke();
+                for k in &keys {
+                    inv.key(k);
+                }
+                inv.arg(delta);
+                for r in &rates {
+                    inv.arg(r);
+                }
+                inv
+            }
+            Write::Unlease { keys, member } => {
+                let mut inv = scripts().unlease.prepare_invoke();
+                for k in &keys {
+                    inv.key(k);
+                }
+                inv.arg(member);
+                inv
+            }
+        })
+        .collect();
+    let answers = futures_util::future::join_all(
+        invocations
+            .iter()
+            .map(|inv| c.link.call::<redis::Value>(inv, deadline)),
+    )
+    .await;
+    if let Some(Err(e)) = answers.into_iter().find(|a| a.is_err()) {
+        // What failed is lost: a release comes back by lease expiry, a
+        // settlement is the difference between estimate and actual.
+        c.trouble(e.reason());
+    }
+}

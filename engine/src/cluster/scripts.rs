@@ -1,0 +1,139 @@
+//! The Lua scripts Redis runs. Each is one atomic step over the keys of a
+//! single scope (or the node set), timed by Redis's own clock so that the
+//! replicas' clocks never have to agree. Invoked by `EVALSHA`; a Redis that
+//! lost its script cache (a restart) is sent the source again.
+//!
+//! Buckets are GCRA, as in [`crate::limits::token_bucket`]: the key holds
+//! the theoretical arrival time (TAT) in microseconds of Redis time, the
+//! bucket is full when the TAT is not ahead of now, and it holds one
+//! minute's worth. A key expires once its bucket would be full again, so
+//! idle scopes cost Redis nothing.
+
+use redis::Script;
+use std::sync::OnceLock;
+
+/// Admit one request against every limit entry of one scope, all or
+/// nothing. KEYS: per entry its request bucket, token bucket and lease set.
+/// ARGV: lease member, lease TTL (ms), tokens, then per entry rpm, tpm,
+/// concurrency (0: no such limit). Returns `{0}` when admitted, else
+/// `{entry (1-based), kind (1 concurrency, 2 requests, 3 tokens), wait ms
+/// (-1: never fits)}`.
+const ADMIT: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now_ms = math.floor(now / 1000)
+local member, ttl, tokens = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local n = (#ARGV - 3) / 3
+local sets = {}
+for i = 1, n do
+  local rpm, tpm, conc = tonumber(ARGV[1 + 3 * i]), tonumber(ARGV[2 + 3 * i]), tonumber(ARGV[3 + 3 * i])
+  if conc > 0 then
+    local kc = KEYS[3 * i]
+    redis.call('ZREMRANGEBYSCORE', kc, '-inf', now_ms)
+    if redis.call('ZCARD', kc) >= conc then return {i, 1, 1000} end
+  end
+  local buckets = {{KEYS[3 * i - 2], rpm, 1, 2}, {KEYS[3 * i - 1], tpm, tokens, 3}}
+  for _, b in ipairs(buckets) do
+    local key, rate, take, kind = b[1], b[2], b[3], b[4]
+    if rate > 0 then
+      if take > rate then return {i, kind, -1} end
+      local tat = tonumber(redis.call('GET', key) or '0')
+      local nxt = math.max(tat, now) + take * 60000000 / rate
+      if nxt - now > 60000000 then
+        return {i, kind, math.ceil((nxt - now - 60000000) / 1000)}
+      end
+      sets[#sets + 1] = {key, nxt}
+    end
+  end
+end
+for _, s in ipairs(sets) do
+  redis.call('SET', s[1], string.format('%.0f', s[2]), 'PX', math.ceil((s[2] - now) / 1000) + 1000)
+end
+for i = 1, n do
+  if tonumber(ARGV[3 + 3 * i]) > 0 then
+    redis.call('ZADD', KEYS[3 * i], now_ms + ttl, member)
+    redis.call('PEXPIRE', KEYS[3 * i], ttl * 2)
+  end
+end
+return {0}
+"#;
+
+/// Move token buckets by `delta` tokens: charge (> 0) what a request used
+/// beyond its estimate, even past the limit, or refund (< 0) what it did
+/// not use. KEYS: token buckets. ARGV: delta, then each bucket's rate.
+const ADJUST: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local delta = tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do
+  local rate = tonumber(ARGV[1 + i])
+  if rate > 0 then
+    local tat = tonumber(redis.call('GET', key) or '0')
+    local nxt
+    if delta > 0 then
+      nxt = math.max(tat, now) + delta * 60000000 / rate
+    else
+      nxt = tat + delta * 60000000 / rate
+    end
+    if nxt > now then
+      redis.call('SET', key, string.format('%.0f', nxt), 'PX', math.ceil((nxt - now) / 1000) + 1000)
+    else
+      redis.call('DEL', key)
+    end
+  end
+end
+return 0
+"#;
+
+/// Keep leases alive: push the expiry of `member` in each lease set to
+/// TTL from now, if it is still there (a lease that already expired stays
+/// gone). KEYS: lease sets. ARGV: member, TTL (ms). Returns how many were renewed.
+const RENEW: &str = r#"
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[2])
+local renewed = 0
+for _, key in ipairs(KEYS) do
+  renewed = renewed + redis.call('ZADD', key, 'XX', 'CH', now_ms + ttl, ARGV[1])
+  redis.call('PEXPIRE', key, ttl * 2)
+end
+return renewed
+"#;
+
+/// Release a lease: take `member` out of each lease set. KEYS: lease sets.
+/// ARGV: member.
+const UNLEASE: &str = r#"
+for _, key in ipairs(KEYS) do
+  redis.call('ZREM', key, ARGV[1])
+end
+return 0
+"#;
+
+/// Say this replica is alive for `ttl` ms, forget silent ones, and count
+/// the live. KEYS: the node set. ARGV: node id, TTL (ms).
+const HEARTBEAT: &str = r#"
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now_ms + tonumber(ARGV[2]), ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms)
+return redis.call('ZCARD', KEYS[1])
+"#;
+
+pub struct Scripts {
+    pub admit: Script,
+    pub adjust: Script,
+    pub renew: Script,
+    pub unlease: Script,
+    pub heartbeat: Script,
+}
+
+pub fn scripts() -> &'static Scripts {
+    static S: OnceLock<Scripts> = OnceLock::new();
+    S.get_or_init(|| Scripts {
+        admit: Script::new(ADMIT),
+        adjust: Script::new(ADJUST),
+        renew: Script::new(RENEW),
+        unlease: Script::new(UNLEASE),
+        heartbeat: Script::new(HEARTBEAT),
+    })
+}

@@ -1,0 +1,268 @@
+//! Cluster mode end to end: three gateway processes sharing limits through
+//! a real Redis (started by the test), in front of the mock provider.
+
+mod common;
+
+use common::services::RedisServer;
+use common::*;
+use std::time::{Duration, Instant};
+use tools::mock::{MockConfig, MockServer};
+
+const RPM_KEY: &str = "sk-sy-cluster-rpm-00000001";
+const CONC_KEY: &str = "sk-sy-cluster-conc-0000001";
+const LOAD_KEY: &str = "sk-sy-cluster-load-0000001";
+const BODY: &str = r#"{"model":"fast","messages":[{"role":"user","content":"hi"}]}"#;
+
+fn policy(mock: &str, redis: &str, extra: &str) -> String {
+    format!(
+        r#"version: 1
+listener:
+  forward_headers: [x-mock-*]
+providers:
+  mock:
+    kind: openai
+    base_url: {mock}
+    keys: [{{key: {UPSTREAM_KEY}}}]
+models:
+  fast:
+    targets: [{{provider: mock, model: gpt-4o-mini}}]
+client_keys:
+  - {{name: rpm, key: {RPM_KEY}, limits: {{rpm: 60}}}}
+  - {{name: conc, key: {CONC_KEY}, limits: {{concurrency: 5}}}}
+  - {{name: load, key: {LOAD_KEY}, limits: {{rpm: 1000000, concurrency: 1000}}}}
+cluster:
+  redis: {{url: "{redis}", timeout_ms: 1000}}
+  lease_ttl_ms: 3000
+  heartbeat_ms: 200
+{extra}"#
+    )
+}
+
+fn replicas(policy_text: &str, n: usize) -> Vec<Gateway> {
+    (0..n)
+        .map(|_| Gateway::start_logged(policy_text.as_bytes(), "p.yaml"))
+        .collect()
+}
+
+fn chat_with(port: u16, key: &str, extra: &[(&str, &str)]) -> Response {
+    let auth = format!("Bearer {key}");
+    let mut headers = vec![("authorization", auth.as_str())];
+    headers.extend_from_slice(extra);
+    try_request(
+        port,
+        "POST",
+        "/v1/chat/completions",
+        &headers,
+        BODY.as_bytes(),
+    )
+    .expect("request")
+}
+
+fn cluster_health(gw: &Gateway) -> serde_json::Value {
+    gw.request("GET", "/admin/health", &[], b"").json()["cluster"].clone()
+}
+
+/// Wait until every replica reports `state` (and at least `replicas` live).
+fn wait_state(gws: &[Gateway], state: &str, replicas: u64, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let all: Vec<_> = gws.iter().map(cluster_health).collect();
+        if all
+            .iter()
+            .all(|h| h["state"] == state && h["replicas"].as_u64() >= Some(replicas))
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "not all {state}: {all:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `n` requests with `key` from `threads` threads, spread over the
+/// replicas; the statuses.
+fn burst(gws: &[Gateway], key: &'static str, threads: usize, per_thread: usize) -> Vec<u16> {
+    let ports: Vec<u16> = gws.iter().map(|g| g.port).collect();
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let ports = ports.clone();
+            std::thread::spawn(move || {
+                (0..per_thread)
+                    .map(|i| chat_with(ports[(t + i) % ports.len()], key, &[]).status)
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect()
+}
+
+#[test]
+fn exact_mode_admits_exactly_the_rpm_across_three_replicas() {
+    let redis = RedisServer::start();
+    let mock = MockServer::start(MockConfig::default()).unwrap();
+    let gws = replicas(&policy(&mock.base_url(), &redis.url(), ""), 3);
+    wait_state(&gws, "shared", 3, Duration::from_secs(10));
+    let started = Instant::now();
+    let statuses = burst(&gws, RPM_KEY, 30, 10);
+    let elapsed = started.elapsed();
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    assert_eq!(statuses.len(), 300);
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 429),
+        "{statuses:?}"
+    );
+    // 60 rpm is a full bucket of 60 and one more each second after.
+    let refill = elapsed.as_secs() as usize;
+    assert!(
+        (60..=60 + refill).contains(&ok),
+        "admitted {ok} in {elapsed:?} (bound 60 + {refill})"
+    );
+    assert_eq!(
+        mock.requests().len(),
+        ok,
+        "every admitted request reached the mock"
+    );
+    for g in &gws {
+        assert_eq!(g.metric("switchyard_cluster_local_admissions_total"), 0.0);
+        assert_eq!(g.metric("switchyard_cluster_state{state=\"shared\"}"), 1.0);
+    }
+    // Each replica admitted some: the limit is one, not three.
+    let per_replica: Vec<f64> = gws
+        .iter()
+        .map(|g| g.metric("switchyard_requests_total{route=\"chat\",model=\"fast\",provider=\"mock\",status=\"200\"}"))
+        .collect();
+    assert!(per_replica.iter().all(|n| *n > 0.0), "{per_replica:?}");
+}
+
+#[test]
+fn concurrency_is_shared_and_a_killed_replica_frees_its_slots_within_the_lease_ttl() {
+    let redis = RedisServer::start();
+    let mock = MockServer::start(MockConfig {
+        latency_ms: 300,
+        ..MockConfig::default()
+    })
+    .unwrap();
+    let mut gws = replicas(&policy(&mock.base_url(), &redis.url(), ""), 3);
+    wait_state(&gws, "shared", 3, Duration::from_secs(10));
+    let statuses = burst(&gws, CONC_KEY, 24, 3);
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    assert!(ok >= 5, "{statuses:?}");
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert!(mock.peak_in_flight() <= 5, "peak {}", mock.peak_in_flight());
+    // Every slot was given back.
+    let sets = redis.command(&["KEYS", "sy:*conc"]).unwrap_or_default();
+    assert!(!sets.contains("sy:"), "lease sets left: {sets}");
+
+    // Replica C takes all five slots with slow requests, then dies.
+    let c_port = gws[2].port;
+    let holders: Vec<_> = (0..5)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let auth = format!("Bearer {CONC_KEY}");
+                let _ = try_request(
+                    c_port,
+                    "POST",
+                    "/v1/chat/completions",
+                    &[("authorization", &auth), ("x-mock-latency-ms", "20000")],
+                    BODY.as_bytes(),
+                );
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let set = "sy:{k:conc}:l:conc";
+    while redis.integer(&["ZCARD", set]) < 5 {
+        assert!(Instant::now() < deadline, "replica C never held five slots");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut c = gws.remove(2);
+    c.child.kill().unwrap(); // SIGKILL
+    c.child.wait().unwrap();
+    let killed = Instant::now();
+    assert_eq!(chat_with(gws[0].port, CONC_KEY, &[]).status, 429);
+    // The leases expire within their TTL (3 s) of their last renewal.
+    loop {
+        let r = chat_with(gws[0].port, CONC_KEY, &[]);
+        if r.status == 200 {
+            break;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_millis(3000 + 1500),
+            "slots still held {:?} after the kill",
+            killed.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for h in holders {
+        h.join().unwrap();
+    }
+}
+
+#[test]
+fn losing_redis_under_load_costs_no_request_and_shared_state_resumes() {
+    let mut redis = RedisServer::start();
+    let mock = MockServer::start(MockConfig::default()).unwrap();
+    let text =
+        policy(&mock.base_url(), &redis.url(), "").replace("timeout_ms: 1000", "timeout_ms: 50");
+    let gws = replicas(&text, 3);
+    wait_state(&gws, "shared", 3, Duration::from_secs(10));
+    let ports: Vec<u16> = gws.iter().map(|g| g.port).collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = (0..6)
+        .map(|t| {
+            let ports = ports.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut out = Vec::new();
+                let started = Instant::now();
+                // Bounded in time and count.
+                while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                    && started.elapsed() < Duration::from_secs(30)
+                    && out.len() < 20_000
+                {
+                    out.push(chat_with(ports[(t + out.len()) % ports.len()], LOAD_KEY, &[]).status);
+                }
+                out
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    redis.kill();
+    wait_state(&gws, "degraded", 3, Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(500));
+    redis.restart();
+    wait_state(&gws, "shared", 3, Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let statuses: Vec<u16> = load.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    assert!(statuses.len() > 100, "{}", statuses.len());
+    let failed: Vec<_> = statuses.iter().filter(|s| **s != 200).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {failed:?}",
+        failed.len(),
+        statuses.len()
+    );
+    for g in &gws {
+        assert!(g.metric("switchyard_cluster_local_admissions_total") > 0.0);
+        let log = g.log();
+        assert_eq!(
+            log.matches("cluster: Redis unavailable").count(),
+            1,
+            "logged once per outage: {log}"
+        );
+        assert!(log.contains("cluster: shared state in Redis"));
+    }
+    // Shared again: admissions land in the restarted Redis.
+    let before = gws[0].metric("switchyard_cluster_local_admissions_total");
+    assert_eq!(chat_with(gws[0].port, LOAD_KEY, &[]).status, 200);
+    assert_eq!(
+        gws[0].metric("switchyard_cluster_local_admissions_total"),
+        before
+    );
+    assert!(redis
+        .command(&["GET", "sy:{k:load}:l:rpm"])
+        .is_some_and(|r| r.starts_with('$') && !r.starts_with("$-1")));
+}
