@@ -203,6 +203,9 @@ pub fn run(opts: ServeOptions) -> Result<(), StartError> {
     };
     tracing::info!(%listen, scheme, threads, admin = %admin_address, "switchyard listening");
     server.run(RunArgs::default());
+    if let Some(c) = &gateway.cluster {
+        c.drain(Duration::from_secs(2));
+    }
     // Every service has stopped: commit what is still queued.
     let stats = &ledger.stats;
     let queued = stats.queued.load(std::sync::atomic::Ordering::Relaxed);

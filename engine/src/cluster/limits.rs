@@ -29,6 +29,10 @@ pub enum Write {
     },
     /// Take `member` out of lease sets.
     Unlease { keys: Vec<String>, member: String },
+    /// Refill a pool that ran low (`pooled` mode).
+    TopUp(Arc<super::pooled::Pool>),
+    /// Say when every write queued before this one was performed.
+    Flush(std::sync::mpsc::Sender<()>),
 }
 
 /// The leases this replica holds, for renewal.
@@ -76,8 +80,24 @@ pub enum Admission {
     },
 }
 
+/// An admission decided through Redis.
+pub enum SharedPermit {
+    Exact(ExactPermit),
+    Pooled(super::pooled::PooledPermit),
+}
+
+impl SharedPermit {
+    /// Replace the token estimate by the tokens actually used.
+    pub fn settle(&mut self, actual: u64) {
+        match self {
+            SharedPermit::Exact(p) => p.settle(actual),
+            SharedPermit::Pooled(p) => p.settle(actual),
+        }
+    }
+}
+
 /// An admission held in Redis.
-pub struct SharedPermit {
+pub struct ExactPermit {
     cluster: Arc<Cluster>,
     lease: Option<(u64, Arc<Lease>)>,
     /// Token buckets, per scope.
@@ -85,7 +105,7 @@ pub struct SharedPermit {
     tokens: u64,
 }
 
-impl SharedPermit {
+impl ExactPermit {
     pub fn settle(&mut self, actual: u64) {
         let delta = actual as i64 - self.tokens as i64;
         if delta != 0 {
@@ -101,7 +121,7 @@ impl SharedPermit {
     }
 }
 
-impl Drop for SharedPermit {
+impl Drop for ExactPermit {
     fn drop(&mut self) {
         if let Some((id, lease)) = self.lease.take() {
             self.cluster.leases.held.remove(&id);
@@ -240,12 +260,12 @@ pub(crate) async fn admit(
         .filter(|c| !c.tpm_keys.is_empty())
         .map(|c| c.tpm_keys.iter().cloned().unzip())
         .collect();
-    Ok(Admission::Admitted(SharedPermit {
+    Ok(Admission::Admitted(SharedPermit::Exact(ExactPermit {
         cluster: this,
         lease,
         tokens_in,
         tokens,
-    }))
+    })))
 }
 
 fn give_back(cluster: &Cluster, c: &ScopeCall, member: &str, tokens: u64) {

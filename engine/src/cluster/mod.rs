@@ -19,6 +19,7 @@
 pub mod keys;
 pub mod limits;
 mod link;
+pub mod pooled;
 mod runner;
 pub mod scripts;
 
@@ -102,6 +103,7 @@ pub struct Cluster {
     live: AtomicU32,
     pub stats: ClusterStats,
     pub(crate) leases: limits::Leases,
+    pub(crate) pools: pooled::Pools,
     writes: tokio::sync::mpsc::Sender<limits::Write>,
 }
 
@@ -121,6 +123,7 @@ impl Cluster {
             live: AtomicU32::new(1),
             stats: ClusterStats::default(),
             leases: limits::Leases::default(),
+            pools: pooled::Pools::default(),
             writes,
         });
         runner::spawn(cluster.clone(), queue).map_err(|e| format!("cluster thread: {e}"))?;
@@ -158,6 +161,18 @@ impl Cluster {
         self.live.store(live.max(1), Ordering::Relaxed);
         if self.state.swap(SHARED, Ordering::AcqRel) == DEGRADED {
             tracing::info!(node = %self.config.node, replicas = live, "cluster: shared state in Redis");
+        }
+    }
+
+    /// On shutdown, after the last request: give back what the pools hold
+    /// and wait (at most `within`) for the queued writes to reach Redis.
+    pub fn drain(&self, within: Duration) {
+        for w in self.pools.drain(Duration::ZERO) {
+            self.write(w);
+        }
+        let (done, wait) = std::sync::mpsc::channel();
+        if self.writes.try_send(limits::Write::Flush(done)).is_ok() {
+            let _ = wait.recv_timeout(within);
         }
     }
 

@@ -47,7 +47,14 @@ async fn run(cluster: Arc<Cluster>, mut queue: Receiver<Write>) {
     let mut batch = Vec::with_capacity(BATCH);
     loop {
         tokio::select! {
-            _ = beat.tick() => heartbeat(&cluster).await,
+            _ = beat.tick() => {
+                heartbeat(&cluster).await;
+                // Idle pools give their credit back.
+                let mut returns = cluster.pools.drain(super::pooled::IDLE);
+                if !returns.is_empty() {
+                    perform(&cluster, &mut returns).await;
+                }
+            }
             _ = renew.tick() => renew_leases(&cluster).await,
             n = queue.recv_many(&mut batch, BATCH) => {
                 if n == 0 {
@@ -128,9 +135,11 @@ async fn renew_leases(c: &Cluster) {
 
 async fn perform(c: &Cluster, batch: &mut Vec<Write>) {
     let deadline = background_deadline(c);
-    let invocations: Vec<_> = batch
-        .drain(..)
-        .map(|w| match w {
+    let mut top_ups = Vec::new();
+    let mut invocations = Vec::new();
+    let mut flushed = Vec::new();
+    for w in batch.drain(..) {
+        match w {
             Write::Adjust { keys, rates, delta } => {
                 let mut inv = scripts().adjust.prepare_invoke();
                 for k in &keys {
@@ -140,7 +149,7 @@ async fn perform(c: &Cluster, batch: &mut Vec<Write>) {
                 for r in &rates {
                     inv.arg(r);
                 }
-                inv
+                invocations.push(inv);
             }
             Write::Unlease { keys, member } => {
                 let mut inv = scripts().unlease.prepare_invoke();
@@ -148,19 +157,29 @@ async fn perform(c: &Cluster, batch: &mut Vec<Write>) {
                     inv.key(k);
                 }
                 inv.arg(member);
-                inv
+                invocations.push(inv);
             }
-        })
-        .collect();
-    let answers = futures_util::future::join_all(
+            Write::TopUp(pool) => top_ups.push(pool),
+            Write::Flush(done) => flushed.push(done),
+        }
+    }
+    let writes = futures_util::future::join_all(
         invocations
             .iter()
             .map(|inv| c.link.call::<redis::Value>(inv, deadline)),
-    )
-    .await;
+    );
+    let refills = futures_util::future::join_all(
+        top_ups
+            .iter()
+            .map(|p| super::pooled::top_up(c, p, deadline)),
+    );
+    let (answers, _) = tokio::join!(writes, refills);
     if let Some(Err(e)) = answers.into_iter().find(|a| a.is_err()) {
         // What failed is lost: a release comes back by lease expiry, a
         // settlement is the difference between estimate and actual.
         c.trouble(e.reason());
+    }
+    for done in flushed {
+        let _ = done.send(());
     }
 }

@@ -100,6 +100,29 @@ end
 return renewed
 "#;
 
+/// Borrow from one shared bucket into a replica's pool (`pooled` mode):
+/// `need` tokens at least, plus a share of what is left that shrinks as
+/// the bucket empties: at most `extra`, and at most the rest divided by
+/// twice the live replicas. KEYS: the bucket. ARGV: need, extra, rate,
+/// replicas. Returns `{granted, 0}`, or `{0, wait ms}` (-1: never fits).
+const BORROW: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local need, extra, rate, replicas = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+if need > rate then return {0, -1} end
+local iv = 60000000 / rate
+local tat = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now)
+local available = math.floor((now + 60000000 - tat) / iv)
+if available < need then
+  return {0, math.ceil(((need - available) * iv) / 1000)}
+end
+local share = math.floor((available - need) / (2 * replicas))
+local grant = need + math.min(extra, share)
+local nxt = tat + grant * iv
+redis.call('SET', KEYS[1], string.format('%.0f', nxt), 'PX', math.ceil((nxt - now) / 1000) + 1000)
+return {grant, 0}
+"#;
+
 /// Release a lease: take `member` out of each lease set. KEYS: lease sets.
 /// ARGV: member.
 const UNLEASE: &str = r#"
@@ -124,6 +147,7 @@ pub struct Scripts {
     pub adjust: Script,
     pub renew: Script,
     pub unlease: Script,
+    pub borrow: Script,
     pub heartbeat: Script,
 }
 
@@ -134,6 +158,7 @@ pub fn scripts() -> &'static Scripts {
         adjust: Script::new(ADJUST),
         renew: Script::new(RENEW),
         unlease: Script::new(UNLEASE),
+        borrow: Script::new(BORROW),
         heartbeat: Script::new(HEARTBEAT),
     })
 }

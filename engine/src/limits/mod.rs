@@ -150,7 +150,13 @@ pub async fn admit(
         return admit_here(entries, tokens, now, 1);
     };
     if cluster.state() == ClusterState::Shared {
-        match crate::cluster::limits::admit(cluster, &entries, tokens).await {
+        // Concurrency caps are leases, decided per request in either mode.
+        let decided = if cluster.config.exact || entries.iter().any(|e| e.concurrency > 0) {
+            crate::cluster::limits::admit(cluster, &entries, tokens).await
+        } else {
+            crate::cluster::pooled::admit(cluster, &entries, tokens).await
+        };
+        match decided {
             Ok(Admission::Admitted(shared)) => {
                 return Ok(LimitPermit {
                     held: Vec::new(),
