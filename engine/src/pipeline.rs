@@ -463,7 +463,8 @@ async fn serve_chat(
             Err(e) => return fail(session, route, e, rid, client).await,
         };
         let periods = active.periods.at(jiff::Timestamp::now().as_millisecond());
-        bill.budget = match budgets::reserve(&budgeted, model_name, worst, &periods) {
+        bill.budget = match budgets::reserve(cluster, &budgeted, model_name, worst, &periods).await
+        {
             Ok(h) => Some(h),
             Err(e) => return fail(session, route, e, rid, client).await,
         };

@@ -136,16 +136,22 @@ pub fn run(opts: ServeOptions) -> Result<(), StartError> {
     let ledger = match ledger_path.clone() {
         Some(path) => {
             let sink = SqliteSink::open(&path)?;
-            let conn = ledger::sqlite::open_read(&path)?;
-            let now = jiff::Timestamp::now().as_millisecond();
-            let r = ledger::restore::restore(&active, &conn, now)?;
-            tracing::info!(
-                ledger = %path.display(),
-                month_requests = r.month_requests,
-                month_cost = r.month_cost_nanos as f64 / 1e9,
-                minute_requests = r.minute_requests,
-                "usage ledger open; budgets and limits resumed from it"
-            );
+            if active.snapshot.policy().cluster.is_some() {
+                // Redis holds the fleet's counters; this replica's ledger
+                // is only its own part of them.
+                tracing::info!(ledger = %path.display(), "usage ledger open; budgets and limits are in Redis");
+            } else {
+                let conn = ledger::sqlite::open_read(&path)?;
+                let now = jiff::Timestamp::now().as_millisecond();
+                let r = ledger::restore::restore(&active, &conn, now)?;
+                tracing::info!(
+                    ledger = %path.display(),
+                    month_requests = r.month_requests,
+                    month_cost = r.month_cost_nanos as f64 / 1e9,
+                    minute_requests = r.minute_requests,
+                    "usage ledger open; budgets and limits resumed from it"
+                );
+            }
             UsageLedger::start(Box::new(sink), queue_capacity, flush_interval)
                 .map_err(StartError::LedgerThread)?
         }

@@ -35,9 +35,9 @@ fn reservations_hold_every_cap_and_settle_to_the_actual_cost() {
         },
     ];
     let periods = period::PeriodClock::new("UTC").at(jiff::Timestamp::now().as_millisecond());
-    let mut a = reserve(&scopes, "small", 30 * CENT, &periods).unwrap();
+    let mut a = reserve_here(&caps(&scopes, "small", &periods), 30 * CENT).unwrap();
     // 30 + 30 > 50: the key's daily cap refuses, and the team keeps only the first.
-    let e = reserve(&scopes, "small", 30 * CENT, &periods)
+    let e = reserve_here(&caps(&scopes, "small", &periods), 30 * CENT)
         .err()
         .unwrap();
     match &e {
@@ -53,11 +53,11 @@ fn reservations_hold_every_cap_and_settle_to_the_actual_cost() {
     assert_eq!(k.counters.daily.committed(periods.day_tag()), 5 * CENT);
     assert_eq!(t.counters.monthly.committed(periods.month_tag()), 5 * CENT);
     // Per-model cap by pattern.
-    let e = reserve(&scopes, "big-model", 11 * CENT, &periods)
+    let e = reserve_here(&caps(&scopes, "big-model", &periods), 11 * CENT)
         .err()
         .unwrap();
     assert!(e.to_string().contains("on models `big*`"), "{e}");
     // A dropped, unsettled hold gives everything back.
-    drop(reserve(&scopes, "small", 40 * CENT, &periods).unwrap());
+    drop(reserve_here(&caps(&scopes, "small", &periods), 40 * CENT).unwrap());
     assert_eq!(k.counters.daily.committed(periods.day_tag()), 5 * CENT);
 }

@@ -45,6 +45,27 @@ pub fn limit_keys(tag: &str, pattern: Option<&str>) -> [String; 3] {
     ]
 }
 
+/// The spend counter of one budget cap in one period (named by its end).
+pub fn budget_key(tag: &str, pattern: Option<&str>, monthly: bool, ends_ms: i64) -> String {
+    let period = if monthly { "mo" } else { "d" };
+    match pattern {
+        None => format!("{PREFIX}:{tag}:b:{period}:{ends_ms}"),
+        Some(p) => format!("{PREFIX}:{tag}:m:{p}:b:{period}:{ends_ms}"),
+    }
+}
+
+/// The marker of one request's hold on a scope's budgets.
+pub fn hold_marker(tag: &str, hold: &str) -> String {
+    format!("{PREFIX}:{tag}:h:{hold}")
+}
+
+/// A token that makes one write to `key` apply at most once: in the same
+/// slot as `key`, and not under any of its prefixes.
+pub fn once_token(key: &str, node: &str, id: u64) -> String {
+    let tag_end = key.find('}').map_or(key.len(), |i| i + 1);
+    format!("{}:once:{node}#{id}", &key[..tag_end])
+}
+
 /// The set of live replicas (one slot: it is one key).
 pub fn nodes() -> String {
     format!("{PREFIX}:{{cluster}}:nodes")
@@ -69,6 +90,9 @@ mod tests {
         let b = limit_keys(&tag, Some("gpt-*"));
         let tags: Vec<_> = a.iter().chain(b.iter()).map(|k| hash_tag(k)).collect();
         assert!(tags.iter().all(|t| *t == "k:ci%7D%7Bbot%25"), "{tags:?}");
+        let budget = budget_key(&tag, None, false, 1);
+        assert_eq!(hash_tag(&once_token(&budget, "n", 7)), hash_tag(&budget));
+        assert_eq!(hash_tag(&hold_marker(&tag, "n#1")), hash_tag(&budget));
         assert_ne!(
             scope_tag(ScopeKind::User, "a"),
             scope_tag(ScopeKind::Team, "a")

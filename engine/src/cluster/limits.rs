@@ -19,7 +19,7 @@ use std::time::Duration;
 pub const WRITE_QUEUE: usize = 65_536;
 
 /// What the runner writes to Redis off the request path.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Write {
     /// Move one scope's buckets by `delta` (see the `ADJUST` script).
     Adjust {
@@ -29,6 +29,21 @@ pub enum Write {
     },
     /// Take `member` out of lease sets.
     Unlease { keys: Vec<String>, member: String },
+    /// Add `delta` to budget counters (one scope's), exactly once: by a
+    /// hold's marker (`settle`), or by a fresh token (`once`).
+    Spend {
+        keys: Vec<String>,
+        expire_at: Vec<i64>,
+        delta: i64,
+        token: String,
+        settle: bool,
+    },
+    /// Take back a reservation whose answer was lost, if it was made.
+    Unreserve {
+        keys: Vec<String>,
+        expire_at: Vec<i64>,
+        marker: String,
+    },
     /// Refill a pool that ran low (`pooled` mode).
     TopUp(Arc<super::pooled::Pool>),
     /// Say when every write queued before this one was performed.
@@ -52,6 +67,11 @@ pub struct Lease {
 impl Leases {
     pub fn snapshot(&self) -> Vec<Arc<Lease>> {
         self.held.iter().map(|e| e.value().clone()).collect()
+    }
+
+    /// A number no other request of this replica gets.
+    pub fn next_id(&self) -> u64 {
+        self.next.fetch_add(1, Ordering::Relaxed)
     }
 
     pub fn count(&self) -> usize {
@@ -187,7 +207,7 @@ pub(crate) async fn admit(
 ) -> Result<Admission, ()> {
     let this = cluster.clone();
     let calls = calls(entries, tokens);
-    let id = cluster.leases.next.fetch_add(1, Ordering::Relaxed);
+    let id = cluster.leases.next_id();
     let member = format!("{}#{id}", cluster.config.node);
     let ttl_ms = cluster.config.lease_ttl.as_millis() as u64;
     let s = scripts();
@@ -227,7 +247,7 @@ pub(crate) async fn admit(
                 refusal = Some(Admission::Refused { entry, kind, wait });
             }
             Ok(_) => {}
-            Err(e) => failed = Some(e.reason().to_string()),
+            Err(e) => failed = Some(e.clone()),
         }
     }
     if refusal.is_some() || failed.is_some() {

@@ -7,6 +7,7 @@ use super::ClusterConfig;
 use arc_swap::ArcSwapOption;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, FromRedisValue, ScriptInvocation};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,10 +15,12 @@ pub struct Link {
     client: Client,
     connect_timeout: Duration,
     conn: ArcSwapOption<MultiplexedConnection>,
+    /// Calls that timed out since the last one answered in time.
+    timeouts_in_a_row: AtomicU32,
 }
 
 /// Why a Redis call did not give an answer. The text never holds the URL.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum CallError {
     NotConnected,
     Timeout,
@@ -43,6 +46,7 @@ impl Link {
             client,
             connect_timeout: config.connect_timeout,
             conn: ArcSwapOption::empty(),
+            timeouts_in_a_row: AtomicU32::new(0),
         })
     }
 
@@ -60,6 +64,10 @@ impl Link {
             .map_err(redis_error)?;
         self.conn.store(Some(Arc::new(conn)));
         Ok(())
+    }
+
+    pub fn timeouts_in_a_row(&self) -> u32 {
+        self.timeouts_in_a_row.load(Ordering::Relaxed)
     }
 
     pub fn disconnect(&self) {
@@ -81,9 +89,15 @@ impl Link {
         };
         let mut conn = MultiplexedConnection::clone(&conn);
         match tokio::time::timeout(deadline, invocation.invoke_async(&mut conn)).await {
-            Ok(Ok(v)) => Ok(v),
+            Ok(Ok(v)) => {
+                self.timeouts_in_a_row.store(0, Ordering::Relaxed);
+                Ok(v)
+            }
             Ok(Err(e)) => Err(redis_error(e)),
-            Err(_) => Err(CallError::Timeout),
+            Err(_) => {
+                self.timeouts_in_a_row.fetch_add(1, Ordering::Relaxed);
+                Err(CallError::Timeout)
+            }
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Cluster mode: replicas share their rate limits through Redis.
 //!
 //! What it guarantees (and the README's "Scaling out" states with bounds):
+//! - budgets are reserved and settled in Redis ([`budgets`]); spend made
+//!   while it is down is added once it is back.
 //! - `exact`: every admission is one atomic script in Redis per scope, so a
 //!   burst across all replicas admits exactly the limit.
 //! - concurrency slots are leases in Redis with a TTL, renewed by the
@@ -16,14 +18,15 @@
 //! of their own ([`runner`]); the request path only sends commands on the
 //! connection that thread keeps ([`link`]).
 
+pub mod budgets;
 pub mod keys;
 pub mod limits;
-mod link;
+pub(crate) mod link;
 pub mod pooled;
 mod runner;
 pub mod scripts;
 
-use link::Link;
+use link::{CallError, Link};
 use policy::{ArchivedCluster, ArchivedRedisDown, ArchivedSharedLimits};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -104,8 +107,12 @@ pub struct Cluster {
     pub stats: ClusterStats,
     pub(crate) leases: limits::Leases,
     pub(crate) pools: pooled::Pools,
+    pub(crate) budgets: budgets::BudgetBook,
     writes: tokio::sync::mpsc::Sender<limits::Write>,
 }
+
+/// Request-path timeouts in a row that count as an outage.
+const TIMEOUTS_TO_DEGRADE: u32 = 3;
 
 const SHARED: u8 = 0;
 const DEGRADED: u8 = 1;
@@ -124,6 +131,7 @@ impl Cluster {
             stats: ClusterStats::default(),
             leases: limits::Leases::default(),
             pools: pooled::Pools::default(),
+            budgets: budgets::BudgetBook::default(),
             writes,
         });
         runner::spawn(cluster.clone(), queue).map_err(|e| format!("cluster thread: {e}"))?;
@@ -143,10 +151,15 @@ impl Cluster {
         self.live.load(Ordering::Relaxed).max(1)
     }
 
-    /// A Redis call failed or took too long: decide locally until the
-    /// runner reaches Redis again. Logged once per outage.
-    pub(crate) fn trouble(&self, what: &str) {
+    /// A Redis call failed or took too long. A failure, or a few timeouts
+    /// in a row (one slow answer is not an outage), make the replica decide
+    /// locally until the runner reaches Redis again. Logged once per outage.
+    pub(crate) fn trouble(&self, e: &CallError) {
         self.stats.redis_errors.fetch_add(1, Ordering::Relaxed);
+        if matches!(e, CallError::Timeout) && self.link.timeouts_in_a_row() < TIMEOUTS_TO_DEGRADE {
+            return;
+        }
+        let what = e.reason();
         if self.state.swap(DEGRADED, Ordering::AcqRel) == SHARED {
             tracing::warn!(
                 node = %self.config.node,
@@ -168,6 +181,13 @@ impl Cluster {
     /// and wait (at most `within`) for the queued writes to reach Redis.
     pub fn drain(&self, within: Duration) {
         for w in self.pools.drain(Duration::ZERO) {
+            self.write(w);
+        }
+        let node = &self.config.node;
+        for w in self
+            .budgets
+            .take_pending(|key| keys::once_token(key, node, self.leases.next_id()))
+        {
             self.write(w);
         }
         let (done, wait) = std::sync::mpsc::channel();

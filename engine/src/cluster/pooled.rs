@@ -18,6 +18,7 @@
 //! request in Redis ([`super::limits`]), in both modes.
 
 use super::limits::{Admission, SharedPermit, Write};
+use super::link::CallError;
 use super::scripts::scripts;
 use super::Cluster;
 use crate::error::LimitKind;
@@ -171,7 +172,7 @@ async fn borrow(
     pool: &Pool,
     need: u64,
     deadline: Duration,
-) -> Result<Borrowed, String> {
+) -> Result<Borrowed, CallError> {
     let rate = pool.rate.load(Ordering::Relaxed);
     let live = cluster.live_replicas();
     let credit = pool.credit.load(Ordering::Relaxed);
@@ -184,8 +185,8 @@ async fn borrow(
         Ok(v) if v.len() == 2 => Ok(Borrowed::Refused(
             u64::try_from(v[1]).ok().map(Duration::from_millis),
         )),
-        Ok(_) => Err("unexpected reply to borrow".into()),
-        Err(e) => Err(e.reason().to_string()),
+        Ok(_) => Err(CallError::Redis("unexpected reply to borrow".into())),
+        Err(e) => Err(e),
     }
 }
 

@@ -72,7 +72,7 @@ async fn heartbeat(c: &Cluster) {
     for _ in 0..2 {
         if !c.link.connected() {
             if let Err(e) = c.link.connect().await {
-                c.trouble(e.reason());
+                c.trouble(&e);
                 return;
             }
         }
@@ -81,11 +81,22 @@ async fn heartbeat(c: &Cluster) {
         inv.key(keys::nodes()).arg(&c.config.node).arg(ttl_ms);
         match c.link.call::<u32>(&inv, background_deadline(c)).await {
             Ok(live) => {
-                c.recovered(live);
+                // Spend made while Redis was away goes in before the
+                // replica decides in Redis again.
+                // (Holds made while it was away settle into the book later:
+                // every beat hands the book over.)
+                let mut owed = c
+                    .budgets
+                    .take_pending(|key| keys::once_token(key, &c.config.node, c.leases.next_id()));
+                let written = owed.is_empty() || perform(c, &mut owed).await;
+                c.budgets.prune(jiff::Timestamp::now().as_millisecond());
+                if written {
+                    c.recovered(live);
+                }
                 return;
             }
             Err(e) => {
-                c.trouble(e.reason());
+                c.trouble(&e);
                 c.link.disconnect();
             }
         }
@@ -126,41 +137,86 @@ async fn renew_leases(c: &Cluster) {
                     .fetch_add((*sets - n as usize) as u64, Ordering::Relaxed);
             }
             Err(e) => {
-                c.trouble(e.reason());
+                c.trouble(&e);
                 return;
             }
         }
     }
 }
 
-async fn perform(c: &Cluster, batch: &mut Vec<Write>) {
+/// How long a `once` token guards its write against a second application.
+const TOKEN_TTL_MS: u64 = 3_600_000;
+
+/// Perform a batch of writes; whether all of them reached Redis.
+async fn perform(c: &Cluster, batch: &mut Vec<Write>) -> bool {
     let deadline = background_deadline(c);
     let mut top_ups = Vec::new();
     let mut invocations = Vec::new();
     let mut flushed = Vec::new();
+    // A budget write that fails is kept to send again.
+    let mut owed = Vec::new();
     for w in batch.drain(..) {
-        match w {
+        match &w {
             Write::Adjust { keys, rates, delta } => {
                 let mut inv = scripts().adjust.prepare_invoke();
-                for k in &keys {
+                for k in keys {
                     inv.key(k);
                 }
                 inv.arg(delta);
-                for r in &rates {
+                for r in rates {
                     inv.arg(r);
                 }
                 invocations.push(inv);
+                owed.push(None);
             }
             Write::Unlease { keys, member } => {
                 let mut inv = scripts().unlease.prepare_invoke();
-                for k in &keys {
+                for k in keys {
                     inv.key(k);
                 }
                 inv.arg(member);
                 invocations.push(inv);
+                owed.push(None);
             }
-            Write::TopUp(pool) => top_ups.push(pool),
-            Write::Flush(done) => flushed.push(done),
+            Write::Spend {
+                keys,
+                expire_at,
+                delta,
+                token,
+                settle,
+            } => {
+                let mut inv = scripts().spend.prepare_invoke();
+                for k in keys {
+                    inv.key(k);
+                }
+                inv.key(token);
+                inv.arg(delta)
+                    .arg(if *settle { "settle" } else { "once" })
+                    .arg(TOKEN_TTL_MS);
+                for e in expire_at {
+                    inv.arg(e);
+                }
+                invocations.push(inv);
+                owed.push(Some((token.clone(), w.clone())));
+            }
+            Write::Unreserve {
+                keys,
+                expire_at,
+                marker,
+            } => {
+                let mut inv = scripts().unreserve.prepare_invoke();
+                for k in keys {
+                    inv.key(k);
+                }
+                inv.key(marker);
+                for e in expire_at {
+                    inv.arg(e);
+                }
+                invocations.push(inv);
+                owed.push(Some((marker.clone(), w.clone())));
+            }
+            Write::TopUp(pool) => top_ups.push(pool.clone()),
+            Write::Flush(done) => flushed.push(done.clone()),
         }
     }
     let writes = futures_util::future::join_all(
@@ -174,12 +230,25 @@ async fn perform(c: &Cluster, batch: &mut Vec<Write>) {
             .map(|p| super::pooled::top_up(c, p, deadline)),
     );
     let (answers, _) = tokio::join!(writes, refills);
-    if let Some(Err(e)) = answers.into_iter().find(|a| a.is_err()) {
-        // What failed is lost: a release comes back by lease expiry, a
-        // settlement is the difference between estimate and actual.
-        c.trouble(e.reason());
+    let mut trouble = None;
+    for (a, owed) in answers.into_iter().zip(owed) {
+        let Err(e) = a else { continue };
+        trouble = Some(e);
+        // Spend is kept until Redis takes it. Other writes are let go: a
+        // lease comes back at expiry, a token settlement is the gap
+        // between an estimate and the actual use.
+        if let Some((token, w)) = owed {
+            c.budgets.retry(token, w);
+        }
     }
     for done in flushed {
         let _ = done.send(());
+    }
+    match trouble {
+        Some(e) => {
+            c.trouble(&e);
+            false
+        }
+        None => true,
     }
 }

@@ -123,6 +123,67 @@ redis.call('SET', KEYS[1], string.format('%.0f', nxt), 'PX', math.ceil((nxt - no
 return {grant, 0}
 "#;
 
+/// Reserve `cost` in every budget cap of one scope, all or nothing, and
+/// mark the hold (so that a reservation whose answer was lost can be taken
+/// back exactly once). A spent budget stays spent, even for a free
+/// request; a zero cap admits nothing. KEYS: the caps' counters
+/// (nano-units), then the hold's marker. ARGV: cost, the marker's TTL
+/// (ms), then per cap its limit and when its key may expire (unix ms).
+/// Returns `{0, committed after, ...}`, or `{cap (1-based), committed}`.
+const RESERVE: &str = r#"
+local cost = tonumber(ARGV[1])
+local n = #KEYS - 1
+for i = 1, n do
+  local cap = tonumber(ARGV[1 + 2 * i])
+  local c = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if cap == 0 or c + cost > cap or c >= cap then return {i, c} end
+end
+local out = {0}
+for i = 1, n do
+  out[#out + 1] = redis.call('INCRBY', KEYS[i], cost)
+  redis.call('PEXPIREAT', KEYS[i], ARGV[2 + 2 * i])
+end
+redis.call('SET', KEYS[n + 1], cost, 'PX', ARGV[2])
+return out
+"#;
+
+/// Add `delta` to budget counters (never below zero), exactly once, so
+/// that a write retried after a lost answer cannot count twice. KEYS:
+/// counters, then a token. ARGV: delta, mode, token TTL (ms), then per
+/// counter its expiry. Mode `settle`: the token is a hold's marker and
+/// must still be there (it goes); mode `once`: the token must not be there
+/// yet (it stays, for its TTL). Returns 1 if applied, 0 if it already was.
+const SPEND: &str = r#"
+local delta, mode = tonumber(ARGV[1]), ARGV[2]
+local n = #KEYS - 1
+local token = KEYS[n + 1]
+if mode == 'settle' then
+  if redis.call('DEL', token) == 0 then return 0 end
+else
+  if not redis.call('SET', token, 1, 'NX', 'PX', ARGV[3]) then return 0 end
+end
+for i = 1, n do
+  if redis.call('INCRBY', KEYS[i], delta) < 0 then redis.call('SET', KEYS[i], 0) end
+  redis.call('PEXPIREAT', KEYS[i], ARGV[i + 3])
+end
+return 1
+"#;
+
+/// Take back a reservation whose answer never came, if it was made: the
+/// marker says how much, and goes with it. KEYS: counters, then the
+/// marker. ARGV: per counter its expiry.
+const UNRESERVE: &str = r#"
+local n = #KEYS - 1
+local cost = redis.call('GET', KEYS[n + 1])
+if not cost then return 0 end
+for i = 1, n do
+  if redis.call('INCRBY', KEYS[i], -tonumber(cost)) < 0 then redis.call('SET', KEYS[i], 0) end
+  redis.call('PEXPIREAT', KEYS[i], ARGV[i])
+end
+redis.call('DEL', KEYS[n + 1])
+return 1
+"#;
+
 /// Release a lease: take `member` out of each lease set. KEYS: lease sets.
 /// ARGV: member.
 const UNLEASE: &str = r#"
@@ -148,6 +209,9 @@ pub struct Scripts {
     pub renew: Script,
     pub unlease: Script,
     pub borrow: Script,
+    pub reserve: Script,
+    pub spend: Script,
+    pub unreserve: Script,
     pub heartbeat: Script,
 }
 
@@ -159,6 +223,9 @@ pub fn scripts() -> &'static Scripts {
         renew: Script::new(RENEW),
         unlease: Script::new(UNLEASE),
         borrow: Script::new(BORROW),
+        reserve: Script::new(RESERVE),
+        spend: Script::new(SPEND),
+        unreserve: Script::new(UNRESERVE),
         heartbeat: Script::new(HEARTBEAT),
     })
 }

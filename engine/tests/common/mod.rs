@@ -366,3 +366,27 @@ pub fn sse_payloads(body: &str) -> Vec<serde_json::Value> {
         .map(|d| serde_json::from_str(d).unwrap_or_else(|e| panic!("bad SSE data {d:?}: {e}")))
         .collect()
 }
+
+/// The rows of a gateway's SQLite usage ledger, as JSON objects.
+pub fn read_ledger(path: &std::path::Path) -> Vec<serde_json::Value> {
+    let Ok(conn) = rusqlite::Connection::open(path) else {
+        return Vec::new();
+    };
+    let Ok(mut q) = conn.prepare(
+        "SELECT request_id, key, user, team, task, alias, status, error, input_tokens, output_tokens, usage_source, cost_nanos FROM usage ORDER BY id",
+    ) else {
+        return Vec::new();
+    };
+    q.query_map([], |r| {
+        Ok(serde_json::json!({
+            "request_id": r.get::<_, String>(0)?, "key": r.get::<_, String>(1)?,
+            "user": r.get::<_, String>(2)?, "team": r.get::<_, String>(3)?,
+            "task": r.get::<_, String>(4)?, "alias": r.get::<_, String>(5)?,
+            "status": r.get::<_, i64>(6)?, "error": r.get::<_, String>(7)?,
+            "input": r.get::<_, i64>(8)?, "output": r.get::<_, i64>(9)?,
+            "source": r.get::<_, String>(10)?, "cost": r.get::<_, i64>(11)?,
+        }))
+    })
+    .map(|rows| rows.filter_map(Result::ok).collect())
+    .unwrap_or_default()
+}

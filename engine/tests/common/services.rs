@@ -30,8 +30,8 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    /// Start (again) on the same port, with no data: what a Redis without
-    /// persistence looks like after a crash.
+    /// Start (again) on the same port, with the data it had written to
+    /// its append-only file.
     pub fn restart(&mut self) {
         self.kill();
         let child = Command::new("redis-server")
@@ -42,8 +42,11 @@ impl RedisServer {
                 "127.0.0.1",
                 "--save",
                 "",
+                // Budgets live here: a crash keeps every acknowledged write.
                 "--appendonly",
-                "no",
+                "yes",
+                "--appendfsync",
+                "always",
                 "--protected-mode",
                 "no",
                 "--dir",
