@@ -123,9 +123,10 @@ pub fn run(opts: ServeOptions) -> Result<(), StartError> {
         ledger_cfg.queue_capacity.to_native() as usize,
         Duration::from_millis(ledger_cfg.flush_interval_ms.to_native()),
     );
+    let health = Arc::new(HealthRegistry::new(&budget));
     let active = ActivePolicy::build(
         loaded.snapshot,
-        Arc::new(HealthRegistry::new(&budget)),
+        health.clone(),
         Arc::new(TenantRegistry::default()),
     );
     tracing::info!(policy = %opts.policy.display(), hash = %active.short_hash(), "policy loaded");
@@ -165,7 +166,7 @@ pub fn run(opts: ServeOptions) -> Result<(), StartError> {
         Some(c) => {
             let config = crate::cluster::ClusterConfig::from_policy(c);
             tracing::info!(node = %config.node, exact = config.exact, "cluster mode: limits shared through Redis");
-            Some(crate::cluster::Cluster::start(config).map_err(StartError::Cluster)?)
+            Some(crate::cluster::Cluster::start(config, health).map_err(StartError::Cluster)?)
         }
         None => None,
     };

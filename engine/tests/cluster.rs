@@ -6,7 +6,7 @@ mod common;
 use common::services::RedisServer;
 use common::*;
 use std::time::{Duration, Instant};
-use tools::mock::{MockConfig, MockServer};
+use tools::mock::{Faults, MockConfig, MockServer};
 
 const RPM_KEY: &str = "sk-sy-cluster-rpm-00000001";
 const CONC_KEY: &str = "sk-sy-cluster-conc-0000001";
@@ -290,6 +290,81 @@ fn a_budget_holds_across_the_fleet_and_settles_to_what_the_mock_served() {
         std::thread::sleep(Duration::from_millis(50));
     }
     eprintln!("budget: {ok} served, {refused} refused; fleet spend {spent} of 1e9 nano");
+}
+
+#[test]
+fn a_cool_down_seen_by_one_replica_reaches_the_others_within_100_ms() {
+    let redis = RedisServer::start();
+    let mock = MockServer::start(MockConfig {
+        key_faults: vec![(
+            "sk-hot".into(),
+            Faults {
+                status: Some(429),
+                retry_after: Some("30".into()),
+                ..Faults::default()
+            },
+        )],
+        ..MockConfig::default()
+    })
+    .unwrap();
+    let text = policy(&mock.base_url(), &redis.url(), "").replace(
+        &format!("keys: [{{key: {UPSTREAM_KEY}}}]"),
+        "keys: [{key: sk-hot, name: hot}, {key: sk-cold, name: cold}]",
+    );
+    let gws = replicas(&text, 3);
+    wait_state(&gws, "shared", 3, Duration::from_secs(10));
+    let hot_requests = |prefix: &str| {
+        mock.requests()
+            .iter()
+            .filter(|r| r.header("authorization") == Some("Bearer sk-hot"))
+            .filter(|r| {
+                r.header("x-request-id")
+                    .is_some_and(|id| id.starts_with(prefix))
+            })
+            .count()
+    };
+    // Replica A meets the 429 (its retry on the other key serves).
+    let mut n = 0;
+    while hot_requests("a-") == 0 {
+        n += 1;
+        assert!(n < 10, "replica A never tried the hot key");
+        let rid = format!("a-{n}");
+        let r = chat_with(gws[0].port, CONC_KEY, &[("x-request-id", &rid)]);
+        assert_eq!(r.status, 200);
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    // B and C never send to it: each would have tried it within a few
+    // requests (keys are balanced).
+    for (i, g) in gws[1..].iter().enumerate() {
+        for n in 0..10 {
+            let rid = format!("{}-{n}", ["b", "c"][i]);
+            let r = chat_with(g.port, CONC_KEY, &[("x-request-id", &rid)]);
+            assert_eq!(r.status, 200);
+        }
+    }
+    assert_eq!(hot_requests("b-"), 0, "replica B used the cooling key");
+    assert_eq!(hot_requests("c-"), 0, "replica C used the cooling key");
+    // And with the same expiry: about 30 s left, on each replica.
+    for g in &gws[1..] {
+        let cooling = g.metric(r#"switchyard_upstream_key_cooling{provider="mock",key="hot"}"#);
+        assert_eq!(cooling, 1.0);
+    }
+    // A replica that starts later catches up from Redis.
+    let late = Gateway::start_logged(text.as_bytes(), "p.yaml");
+    wait_state(
+        std::slice::from_ref(&late),
+        "shared",
+        4,
+        Duration::from_secs(10),
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while late.metric(r#"switchyard_upstream_key_cooling{provider="mock",key="hot"}"#) != 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the late replica never heard of the cool-down"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]

@@ -66,6 +66,16 @@ pub fn once_token(key: &str, node: &str, id: u64) -> String {
     format!("{}:once:{node}#{id}", &key[..tag_end])
 }
 
+/// Cool-downs and refusals of upstream keys, by key id.
+pub fn key_health() -> String {
+    format!("{PREFIX}:{{cluster}}:keyhealth")
+}
+
+/// Where replicas tell each other about upstream keys.
+pub fn key_health_channel() -> String {
+    format!("{PREFIX}:{{cluster}}:keyhealth")
+}
+
 /// The set of live replicas (one slot: it is one key).
 pub fn nodes() -> String {
     format!("{PREFIX}:{{cluster}}:nodes")

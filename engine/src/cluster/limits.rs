@@ -46,6 +46,8 @@ pub enum Write {
     },
     /// Refill a pool that ran low (`pooled` mode).
     TopUp(Arc<super::pooled::Pool>),
+    /// Record and publish news about an upstream key.
+    KeyHealth(super::health::KeyNews),
     /// Say when every write queued before this one was performed.
     Flush(std::sync::mpsc::Sender<()>),
 }

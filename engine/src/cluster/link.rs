@@ -70,6 +70,11 @@ impl Link {
         self.timeouts_in_a_row.load(Ordering::Relaxed)
     }
 
+    /// A connection of its own for subscriptions.
+    pub async fn pubsub(&self) -> redis::RedisResult<redis::aio::PubSub> {
+        self.client.get_async_pubsub().await
+    }
+
     pub fn disconnect(&self) {
         self.conn.store(None);
     }

@@ -3,6 +3,8 @@
 //! What it guarantees (and the README's "Scaling out" states with bounds):
 //! - budgets are reserved and settled in Redis ([`budgets`]); spend made
 //!   while it is down is added once it is back.
+//! - a key's cool-down or refusal seen by one replica reaches the others
+//!   within milliseconds ([`health`]).
 //! - `exact`: every admission is one atomic script in Redis per scope, so a
 //!   burst across all replicas admits exactly the limit.
 //! - concurrency slots are leases in Redis with a TTL, renewed by the
@@ -19,6 +21,7 @@
 //! connection that thread keeps ([`link`]).
 
 pub mod budgets;
+pub mod health;
 pub mod keys;
 pub mod limits;
 pub(crate) mod link;
@@ -120,7 +123,10 @@ const DEGRADED: u8 = 1;
 impl Cluster {
     /// Connect (in the background: a Redis that is down at start-up only
     /// means the replica starts degraded) and start the cluster thread.
-    pub fn start(config: ClusterConfig) -> Result<Arc<Cluster>, String> {
+    pub fn start(
+        config: ClusterConfig,
+        registry: Arc<crate::resilience::health::HealthRegistry>,
+    ) -> Result<Arc<Cluster>, String> {
         let link = Link::new(&config).map_err(|e| format!("cluster.redis.url: {e}"))?;
         let (writes, queue) = tokio::sync::mpsc::channel(limits::WRITE_QUEUE);
         let cluster = Arc::new(Cluster {
@@ -134,7 +140,9 @@ impl Cluster {
             budgets: budgets::BudgetBook::default(),
             writes,
         });
-        runner::spawn(cluster.clone(), queue).map_err(|e| format!("cluster thread: {e}"))?;
+        runner::spawn(cluster.clone(), queue, registry.clone())
+            .map_err(|e| format!("cluster thread: {e}"))?;
+        registry.share_with(cluster.clone());
         Ok(cluster)
     }
 

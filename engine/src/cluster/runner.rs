@@ -7,6 +7,7 @@
 use super::limits::Write;
 use super::scripts::scripts;
 use super::{keys, Cluster};
+use crate::resilience::health::HealthRegistry;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +16,11 @@ use tokio::sync::mpsc::Receiver;
 /// Writes performed together (pipelined on the one connection).
 const BATCH: usize = 512;
 
-pub fn spawn(cluster: Arc<Cluster>, queue: Receiver<Write>) -> std::io::Result<()> {
+pub fn spawn(
+    cluster: Arc<Cluster>,
+    queue: Receiver<Write>,
+    registry: Arc<HealthRegistry>,
+) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("switchyard-cluster".into())
         .spawn(move || {
@@ -29,7 +34,10 @@ pub fn spawn(cluster: Arc<Cluster>, queue: Receiver<Write>) -> std::io::Result<(
                     return;
                 }
             };
-            rt.block_on(run(cluster, queue));
+            rt.block_on(async move {
+                tokio::spawn(super::health::listen(cluster.clone(), registry));
+                run(cluster, queue).await
+            });
         })
         .map(|_| ())
 }
@@ -214,6 +222,10 @@ async fn perform(c: &Cluster, batch: &mut Vec<Write>) -> bool {
                 }
                 invocations.push(inv);
                 owed.push(Some((marker.clone(), w.clone())));
+            }
+            Write::KeyHealth(news) => {
+                invocations.push(super::health::announce(news));
+                owed.push(None);
             }
             Write::TopUp(pool) => top_ups.push(pool.clone()),
             Write::Flush(done) => flushed.push(done.clone()),

@@ -184,6 +184,44 @@ redis.call('DEL', KEYS[n + 1])
 return 1
 "#;
 
+/// A key's cool-down or refusal, seen by one replica: kept (as an expiry in
+/// Redis time, for replicas that connect later) and published to the
+/// others. KEYS: the key-health hash. ARGV: key id, pause ms, refusal ms,
+/// channel, message.
+const KEY_HEALTH: &str = r#"
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for i, suffix in ipairs({'c', 'r'}) do
+  local ms = tonumber(ARGV[1 + i])
+  if ms > 0 then
+    local field = ARGV[1] .. '|' .. suffix
+    local old = tonumber(redis.call('HGET', KEYS[1], field) or '0')
+    if now_ms + ms > old then redis.call('HSET', KEYS[1], field, now_ms + ms) end
+  end
+end
+redis.call('PUBLISH', ARGV[4], ARGV[5])
+return 0
+"#;
+
+/// Cool-downs and refusals still running, as `{field, ms left, ...}`;
+/// the ones that ran out are removed. KEYS: the key-health hash.
+const KEY_HEALTH_NOW: &str = r#"
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local all = redis.call('HGETALL', KEYS[1])
+local out = {}
+for i = 1, #all, 2 do
+  local left = tonumber(all[i + 1]) - now_ms
+  if left > 0 then
+    out[#out + 1] = all[i]
+    out[#out + 1] = left
+  else
+    redis.call('HDEL', KEYS[1], all[i])
+  end
+end
+return out
+"#;
+
 /// Release a lease: take `member` out of each lease set. KEYS: lease sets.
 /// ARGV: member.
 const UNLEASE: &str = r#"
@@ -212,6 +250,8 @@ pub struct Scripts {
     pub reserve: Script,
     pub spend: Script,
     pub unreserve: Script,
+    pub key_health: Script,
+    pub key_health_now: Script,
     pub heartbeat: Script,
 }
 
@@ -226,6 +266,8 @@ pub fn scripts() -> &'static Scripts {
         reserve: Script::new(RESERVE),
         spend: Script::new(SPEND),
         unreserve: Script::new(UNRESERVE),
+        key_health: Script::new(KEY_HEALTH),
+        key_health_now: Script::new(KEY_HEALTH_NOW),
         heartbeat: Script::new(HEARTBEAT),
     })
 }

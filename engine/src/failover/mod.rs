@@ -507,13 +507,14 @@ fn settle<'a>(env: &Env<'_, 'a>, book: &mut Book, end: AttemptEnd<'a>) -> Step<'
                             .unwrap_or(Duration::from_millis(
                                 p.provider.default_cooldown_ms.to_native(),
                             ));
-                    p.lease.key.cool_down_until(now + pause.as_millis() as u64);
+                    let pause_ms = pause.as_millis() as u64;
+                    env.active.registry.cool_down(&p.lease.key, now, pause_ms);
                     tracing::info!(provider = %name, key = %p.lease.key.name, cooldown_ms = pause.as_millis() as u64, "upstream key rate limited; cooling down");
                     book.last = Some(Last::Answered(name, response));
                     Step::SameTarget
                 }
                 Verdict::Retry(Blame::KeyRejected) => {
-                    p.lease.key.reject(now);
+                    env.active.registry.reject(&p.lease.key, now);
                     tracing::warn!(provider = %name, key = %p.lease.key.name, status, "upstream key refused by the provider; taken out of rotation");
                     book.last = Some(Last::Failed(GatewayError::UpstreamAuth(name)));
                     Step::SameTarget

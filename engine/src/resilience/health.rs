@@ -15,7 +15,19 @@ use std::sync::Arc;
 /// fixed secret arrives with a policy reload, which starts it fresh.
 pub const REJECTED_KEY_PAUSE_MS: u64 = 5 * 60 * 1000;
 
+/// Where cool-downs and refusals go besides this replica: the cluster,
+/// which tells the others (None on a single node).
+pub trait KeyHealthSink: Send + Sync {
+    /// The provider asked to leave key `id` alone for `pause_ms`.
+    fn cooled(&self, id: &str, pause_ms: u64);
+    /// The provider refused key `id`.
+    fn rejected(&self, id: &str);
+}
+
 pub struct KeyHealth {
+    /// Provider, name and a fingerprint of the secret: the same on every
+    /// replica with the same policy, and no secret.
+    pub id: String,
     pub provider: String,
     pub name: String,
     pub breaker: CircuitBreaker,
@@ -27,8 +39,9 @@ pub struct KeyHealth {
 }
 
 impl KeyHealth {
-    fn new(provider: &str, name: &str) -> Self {
+    fn new(id: String, provider: &str, name: &str) -> Self {
         KeyHealth {
+            id,
             provider: provider.to_string(),
             name: name.to_string(),
             breaker: CircuitBreaker::default(),
@@ -59,6 +72,16 @@ impl KeyHealth {
     pub fn is_rejected(&self, now_ms: u64) -> bool {
         self.rejected_until_ms.load(Acquire) > now_ms
     }
+
+    /// What another replica saw: the same pause, not counted as this
+    /// replica's own.
+    pub fn hold_cooling_until(&self, until_ms: u64) {
+        self.cooling_until_ms.fetch_max(until_ms, AcqRel);
+    }
+
+    pub fn hold_rejected_until(&self, until_ms: u64) {
+        self.rejected_until_ms.fetch_max(until_ms, AcqRel);
+    }
 }
 
 pub struct TargetHealth {
@@ -78,6 +101,7 @@ pub struct HealthRegistry {
     pub retries_total: AtomicU64,
     pub hedges_total: AtomicU64,
     pub hedge_wins_total: AtomicU64,
+    sink: std::sync::OnceLock<Arc<dyn KeyHealthSink>>,
 }
 
 impl Default for HealthRegistry {
@@ -98,7 +122,34 @@ impl HealthRegistry {
             retries_total: AtomicU64::new(0),
             hedges_total: AtomicU64::new(0),
             hedge_wins_total: AtomicU64::new(0),
+            sink: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Tell `sink` about every cool-down and refusal from now on.
+    pub fn share_with(&self, sink: Arc<dyn KeyHealthSink>) {
+        let _ = self.sink.set(sink);
+    }
+
+    /// A 429 on `key`: out of rotation for `pause_ms`, here and (in a
+    /// cluster) on every replica.
+    pub fn cool_down(&self, key: &KeyHealth, now_ms: u64, pause_ms: u64) {
+        key.cool_down_until(now_ms.saturating_add(pause_ms));
+        if let Some(s) = self.sink.get() {
+            s.cooled(&key.id, pause_ms);
+        }
+    }
+
+    /// A 401/403 on `key`: out of rotation, here and on every replica.
+    pub fn reject(&self, key: &KeyHealth, now_ms: u64) {
+        key.reject(now_ms);
+        if let Some(s) = self.sink.get() {
+            s.rejected(&key.id);
+        }
+    }
+
+    pub fn key_by_id(&self, id: &str) -> Option<Arc<KeyHealth>> {
+        self.keys.get(id).map(|k| k.clone())
     }
 
     pub fn key(&self, provider: &str, name: &str, secret: &str) -> Arc<KeyHealth> {
@@ -106,8 +157,8 @@ impl HealthRegistry {
         let fingerprint = hex::encode(&sha2::Sha256::digest(secret.as_bytes())[..8]);
         let id = format!("{provider}\0{name}\0{fingerprint}");
         self.keys
-            .entry(id)
-            .or_insert_with(|| Arc::new(KeyHealth::new(provider, name)))
+            .entry(id.clone())
+            .or_insert_with(|| Arc::new(KeyHealth::new(id, provider, name)))
             .clone()
     }
 
