@@ -7,6 +7,7 @@ use crate::ledger::UsageLedger;
 use crate::pipeline::{fail, presented_key, Served};
 use crate::state::ActivePolicy;
 use crate::translate::ClientFormat;
+use crate::usage_cli::Source;
 use crate::{auth, respond};
 use pingora::protocols::http::ServerSession;
 use std::sync::atomic::Ordering::Relaxed;
@@ -31,14 +32,20 @@ pub(crate) async fn usage(
         param("by", "key"),
         param("format", "json"),
     );
-    let path = gw.ledger_path.clone();
-    let Some(path) = path else {
-        let e = GatewayError::NotImplemented("no usage ledger is configured (usage.ledger)".into());
-        return fail(session, "admin", e, rid, ClientFormat::OpenAi).await;
+    // With a fleet ledger, the report is the fleet's.
+    let pg = policy.tenancy.ledger.postgres.as_str();
+    let source = match (&gw.ledger_path, pg) {
+        (_, url) if !url.is_empty() => Source::Postgres(url.to_string()),
+        (Some(path), _) => Source::File(path.clone()),
+        (None, _) => {
+            let e =
+                GatewayError::NotImplemented("no usage ledger is configured (usage.ledger)".into());
+            return fail(session, "admin", e, rid, ClientFormat::OpenAi).await;
+        }
     };
-    // SQLite reads block: off the worker's event loop.
+    // Ledger reads block: off the worker's event loop.
     let result = tokio::task::spawn_blocking(move || {
-        crate::usage_cli::summary(&path, &since, &until, &by, &format).map(|t| (t, format))
+        crate::usage_cli::summary(&source, &since, &until, &by, &format).map(|t| (t, format))
     })
     .await;
     match result {
@@ -110,7 +117,24 @@ pub fn ledger_metrics(l: &UsageLedger) -> String {
         s.dropped.load(Relaxed),
         s.write_errors.load(Relaxed),
         s.queued.load(Relaxed),
-    )
+    ) + &l.ship_stats().map(|s| format!(
+        "# HELP switchyard_usage_shipped_total Usage records shipped to PostgreSQL.\n\
+         # TYPE switchyard_usage_shipped_total counter\n\
+         switchyard_usage_shipped_total {}\n\
+         # HELP switchyard_usage_spooled Usage records in the local ledger not yet in PostgreSQL.\n\
+         # TYPE switchyard_usage_spooled gauge\n\
+         switchyard_usage_spooled {}\n\
+         # HELP switchyard_usage_ship_errors_total Failed attempts to ship to PostgreSQL (retried).\n\
+         # TYPE switchyard_usage_ship_errors_total counter\n\
+         switchyard_usage_ship_errors_total {}\n\
+         # HELP switchyard_usage_postgres_connected Whether the shipper holds a PostgreSQL connection.\n\
+         # TYPE switchyard_usage_postgres_connected gauge\n\
+         switchyard_usage_postgres_connected {}\n",
+        s.shipped.load(Relaxed),
+        s.spooled.load(Relaxed),
+        s.errors.load(Relaxed),
+        u8::from(s.connected.load(Relaxed)),
+    )).unwrap_or_default()
 }
 
 #[cfg(test)]

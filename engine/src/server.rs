@@ -118,6 +118,7 @@ pub fn run(opts: ServeOptions) -> Result<(), StartError> {
         min_per_second: budget.min_per_second.to_native(),
     };
     let ledger_cfg = &loaded.snapshot.policy().tenancy.ledger;
+    let ledger_pg = ledger_cfg.postgres.to_string();
     let (ledger_file, queue_capacity, flush_interval) = (
         ledger_cfg.path.to_string(),
         ledger_cfg.queue_capacity.to_native() as usize,
@@ -153,8 +154,19 @@ pub fn run(opts: ServeOptions) -> Result<(), StartError> {
                     "usage ledger open; budgets and limits resumed from it"
                 );
             }
-            UsageLedger::start(Box::new(sink), queue_capacity, flush_interval)
-                .map_err(StartError::LedgerThread)?
+            let mut ledger = UsageLedger::start(Box::new(sink), queue_capacity, flush_interval)
+                .map_err(StartError::LedgerThread)?;
+            if !ledger_pg.is_empty() {
+                let node = match active.snapshot.policy().cluster.as_ref() {
+                    Some(c) => crate::cluster::ClusterConfig::from_policy(c).node,
+                    None => crate::cluster::default_node_id(),
+                };
+                let shipper = ledger::postgres::Shipper::start(&path, &ledger_pg, &node)
+                    .map_err(StartError::LedgerThread)?;
+                tracing::info!(node = %node, "usage: shipping the ledger to PostgreSQL");
+                ledger.ship_with(shipper);
+            }
+            ledger
         }
         None => {
             tracing::warn!("no usage ledger configured: usage is metered but not stored");

@@ -11,6 +11,10 @@ pub struct UsageArgs {
     /// A policy (YAML or snapshot) naming the ledger.
     #[arg(long)]
     pub policy: Option<PathBuf>,
+    /// The fleet's ledger in PostgreSQL (`usage.postgres`) instead of a
+    /// local file.
+    #[arg(long)]
+    pub postgres: Option<String>,
     /// Start: a duration ago (`24h`, `7d`) or an RFC 3339 time.
     #[arg(long, default_value = "30d")]
     pub since: String,
@@ -27,6 +31,14 @@ pub struct UsageArgs {
 }
 
 pub fn run(a: UsageArgs) -> Result<(), String> {
+    if let Some(url) = &a.postgres {
+        let source = Source::Postgres(url.clone());
+        print!(
+            "{}",
+            summary(&source, &a.since, &a.until, &a.by, &a.format)?
+        );
+        return Ok(());
+    }
     let path = match (&a.ledger, &a.policy) {
         (Some(p), _) => p.clone(),
         (None, Some(policy)) => {
@@ -42,14 +54,23 @@ pub fn run(a: UsageArgs) -> Result<(), String> {
     if !path.exists() {
         return Err(format!("no usage ledger at {}", path.display()));
     }
-    let text = summary(&path, &a.since, &a.until, &a.by, &a.format)?;
+    let text = summary(&Source::File(path), &a.since, &a.until, &a.by, &a.format)?;
     print!("{text}");
     Ok(())
 }
 
+/// Where a report reads usage from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// One replica's SQLite ledger.
+    File(PathBuf),
+    /// The fleet's ledger (a URL).
+    Postgres(String),
+}
+
 /// The report as text (shared with `GET /admin/usage`).
 pub fn summary(
-    path: &std::path::Path,
+    source: &Source,
     since: &str,
     until: &str,
     by: &str,
@@ -61,8 +82,16 @@ pub fn summary(
     // A report up to "now" includes this very millisecond.
     let until = if until >= now { now + 1 } else { until };
     let by = report::GroupBy::parse(by)?;
-    let conn = sqlite::open_read(path).map_err(|e| e.to_string())?;
-    let r = report::summarise(&conn, since, until, by).map_err(|e| e.to_string())?;
+    let r = match source {
+        Source::File(path) => {
+            let conn = sqlite::open_read(path).map_err(|e| e.to_string())?;
+            report::summarise(&conn, since, until, by).map_err(|e| e.to_string())?
+        }
+        Source::Postgres(url) => {
+            let mut client = crate::ledger::postgres::connect(url).map_err(|e| e.to_string())?;
+            report::summarise_pg(&mut client, since, until, by).map_err(|e| e.to_string())?
+        }
+    };
     match format {
         "json" => Ok(r.json() + "\n"),
         "table" => Ok(r.table()),

@@ -71,7 +71,7 @@ pub struct ClusterConfig {
 impl ClusterConfig {
     pub fn from_policy(c: &ArchivedCluster) -> ClusterConfig {
         let node = match c.node_id.as_str() {
-            "" => format!("{}:{}", hostname(), std::process::id()),
+            "" => default_node_id(),
             n => n.to_string(),
         };
         ClusterConfig {
@@ -269,6 +269,11 @@ impl Cluster {
             );
         }
     }
+}
+
+/// `<host>:<pid>`: a replica's name when the policy gives none.
+pub fn default_node_id() -> String {
+    format!("{}:{}", hostname(), std::process::id())
 }
 
 fn hostname() -> String {

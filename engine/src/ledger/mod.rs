@@ -2,8 +2,8 @@
 //!
 //! Requests hand their [`UsageRecord`] to a bounded queue
 //! ([`UsageLedger::record`] never blocks); one writer thread commits them
-//! in batches to a [`UsageSink`] (SQLite by default; the trait is what a
-//! Postgres sink would implement).
+//! in batches to a [`UsageSink`] (SQLite). With `usage.postgres`, a
+//! shipper copies what is committed to PostgreSQL ([`postgres`]).
 //!
 //! - A record waits at most `flush_interval_ms` before its batch is
 //!   committed, so a crash (even SIGKILL) loses at most the records of
@@ -16,6 +16,7 @@
 //!   enforced in memory and do not depend on the ledger keeping up.
 //! - On shutdown the queue is drained before the process exits.
 
+pub mod postgres;
 pub mod report;
 pub mod restore;
 pub mod sqlite;
@@ -71,6 +72,8 @@ pub enum LedgerError {
     },
     #[error("usage ledger: {0}")]
     Invalid(String),
+    #[error("usage ledger (PostgreSQL): {0}")]
+    Postgres(String),
 }
 
 /// Where committed usage goes.
@@ -93,6 +96,9 @@ pub struct UsageLedger {
     pub stats: Arc<LedgerStats>,
     // Touched only at start and shutdown, never by requests.
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// Ships committed records to PostgreSQL (`usage.postgres`).
+    shipper: Mutex<Option<postgres::Shipper>>,
+    ship_stats: Option<Arc<postgres::ShipStats>>,
 }
 
 impl UsageLedger {
@@ -103,7 +109,20 @@ impl UsageLedger {
             tx: ArcSwapOption::empty(),
             stats: Arc::default(),
             writer: Mutex::new(None),
+            shipper: Mutex::new(None),
+            ship_stats: None,
         }
+    }
+
+    /// Ship what this ledger commits with `shipper` (before the ledger is
+    /// shared).
+    pub fn ship_with(&mut self, shipper: postgres::Shipper) {
+        self.ship_stats = Some(shipper.stats.clone());
+        self.shipper = Mutex::new(Some(shipper));
+    }
+
+    pub fn ship_stats(&self) -> Option<&postgres::ShipStats> {
+        self.ship_stats.as_deref()
     }
 
     pub fn start(
@@ -140,6 +159,8 @@ impl UsageLedger {
             tx: ArcSwapOption::from_pointee(tx),
             stats,
             writer: Mutex::new(Some(writer)),
+            shipper: Mutex::new(None),
+            ship_stats: None,
         })
     }
 
@@ -178,6 +199,11 @@ impl UsageLedger {
         let handle = self.writer.lock().ok().and_then(|mut w| w.take());
         if let Some(h) = handle {
             let _ = h.join();
+        }
+        // Everything is committed locally: ship what is left.
+        let shipper = self.shipper.lock().ok().and_then(|mut s| s.take());
+        if let Some(mut s) = shipper {
+            s.finish();
         }
     }
 }

@@ -117,6 +117,63 @@ pub fn summarise(
         .map_err(e)?
         .collect::<Result<Vec<_>, _>>()
         .map_err(e)?;
+    Ok(report(rows, since_ms, until_ms, by))
+}
+
+/// The same report from the fleet's ledger in PostgreSQL.
+pub fn summarise_pg(
+    client: &mut postgres::Client,
+    since_ms: i64,
+    until_ms: i64,
+    by: GroupBy,
+) -> Result<Report, LedgerError> {
+    // `user` is a reserved word in PostgreSQL.
+    let c = match by {
+        GroupBy::User => "\"user\"",
+        other => other.column(),
+    };
+    let sql = format!(
+        "SELECT {c}, COUNT(*), SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END)::BIGINT, \
+         SUM(input_tokens)::BIGINT, SUM(cached_input_tokens)::BIGINT, SUM(output_tokens)::BIGINT, \
+         SUM(reasoning_tokens)::BIGINT, SUM(cost_nanos)::BIGINT \
+         FROM switchyard_usage WHERE ts_ms >= $1 AND ts_ms < $2 GROUP BY {c} ORDER BY SUM(cost_nanos) DESC, {c}"
+    );
+    let found = client
+        .query(sql.as_str(), &[&since_ms, &until_ms])
+        .map_err(|e| {
+            LedgerError::Postgres(
+                e.as_db_error()
+                    .map_or_else(|| "query failed".to_string(), |d| d.message().to_string()),
+            )
+        })?;
+    let n = |r: &postgres::Row, i: usize| {
+        r.try_get::<_, Option<i64>>(i)
+            .ok()
+            .flatten()
+            .unwrap_or(0)
+            .max(0) as u64
+    };
+    let rows = found
+        .iter()
+        .map(|r| {
+            let cost_nanos = n(r, 7);
+            Row {
+                group: r.try_get(0).unwrap_or_default(),
+                requests: n(r, 1),
+                errors: n(r, 2),
+                input_tokens: n(r, 3),
+                cached_input_tokens: n(r, 4),
+                output_tokens: n(r, 5),
+                reasoning_tokens: n(r, 6),
+                cost: cost_nanos as f64 / 1e9,
+                cost_nanos,
+            }
+        })
+        .collect();
+    Ok(report(rows, since_ms, until_ms, by))
+}
+
+fn report(rows: Vec<Row>, since_ms: i64, until_ms: i64, by: GroupBy) -> Report {
     let mut total = Row {
         group: "total".into(),
         ..Row::default()
@@ -133,13 +190,13 @@ pub fn summarise(
         total.cost_nanos = total.cost_nanos.saturating_add(r.cost_nanos);
     }
     total.cost = total.cost_nanos as f64 / 1e9;
-    Ok(Report {
+    Report {
         since_ms,
         until_ms,
         by: by.column(),
         rows,
         total,
-    })
+    }
 }
 
 impl Report {

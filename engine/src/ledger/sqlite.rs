@@ -34,16 +34,23 @@ CREATE TABLE IF NOT EXISTS usage (
     overhead_us INTEGER NOT NULL,
     route TEXT NOT NULL DEFAULT '',
     route_label TEXT NOT NULL DEFAULT '',
-    route_score REAL
+    route_score REAL,
+    record_id TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS usage_ts ON usage (ts_ms);
+-- How far the rows have been shipped to PostgreSQL (usage.postgres).
+CREATE TABLE IF NOT EXISTS shipped (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    through INTEGER NOT NULL
+);
 ";
 
 /// Columns added after the first schema, for ledgers created before them.
-const ADDED_COLUMNS: [(&str, &str); 3] = [
+const ADDED_COLUMNS: [(&str, &str); 4] = [
     ("route", "TEXT NOT NULL DEFAULT ''"),
     ("route_label", "TEXT NOT NULL DEFAULT ''"),
     ("route_score", "REAL"),
+    ("record_id", "TEXT NOT NULL DEFAULT ''"),
 ];
 
 fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
@@ -56,6 +63,10 @@ fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
             conn.execute_batch(&format!("ALTER TABLE usage ADD COLUMN {name} {decl}"))?;
         }
     }
+    // Rows from before record ids get one, so they can be shipped once.
+    conn.execute_batch(
+        "UPDATE usage SET record_id = lower(hex(randomblob(16))) WHERE record_id = ''",
+    )?;
     Ok(())
 }
 
@@ -67,11 +78,21 @@ fn err(path: &Path) -> impl Fn(rusqlite::Error) -> LedgerError + '_ {
 }
 
 pub struct SqliteSink {
-    conn: Connection,
+    pub(crate) conn: Connection,
     path: std::path::PathBuf,
 }
 
+/// A record's id: random, so that it stays unique across replicas, ledger
+/// files and replays (shipping is idempotent by it).
+fn record_id() -> String {
+    format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
+}
+
 impl SqliteSink {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     pub fn open(path: &Path) -> Result<SqliteSink, LedgerError> {
         create_private(path)?;
         let conn = Connection::open(path).map_err(err(path))?;
@@ -100,7 +121,7 @@ impl UsageSink for SqliteSink {
         {
             let mut insert = tx
                 .prepare_cached(
-                    "INSERT INTO usage (request_id, ts_ms, key, user, team, task, inbound, alias, provider, model, attempts, status, error, input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, reasoning_tokens, usage_source, cost_nanos, cache_hit, total_us, ttfb_us, overhead_us, route, route_label, route_score) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)",
+                    "INSERT INTO usage (request_id, ts_ms, key, user, team, task, inbound, alias, provider, model, attempts, status, error, input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, reasoning_tokens, usage_source, cost_nanos, cache_hit, total_us, ttfb_us, overhead_us, route, route_label, route_score, record_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)",
                 )
                 .map_err(&e)?;
             for r in batch {
@@ -134,6 +155,7 @@ impl UsageSink for SqliteSink {
                         r.route,
                         r.route_label,
                         r.route_score,
+                        record_id(),
                     ])
                     .map_err(&e)?;
             }

@@ -107,3 +107,151 @@ impl Drop for RedisServer {
         self.kill();
     }
 }
+
+/// A PostgreSQL server of the Debian package, in a temporary data
+/// directory, run as the `postgres` user when the tests run as root (it
+/// refuses root). Trust authentication on loopback only.
+pub struct PgServer {
+    pub port: u16,
+    dir: TempDir,
+    bin: std::path::PathBuf,
+    running: bool,
+}
+
+impl PgServer {
+    pub fn start() -> PgServer {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .and_then(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.path().join("bin"))
+                    .find(|p| p.join("postgres").exists())
+            })
+            .expect("PostgreSQL server binaries (Debian package postgresql; run scripts/setup.sh)");
+        let dir = TempDir::new();
+        let pg = PgServer {
+            port: free_port(),
+            dir,
+            bin,
+            running: false,
+        };
+        if is_root() {
+            let ok = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&pg.dir.0)
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "chown of the PostgreSQL directory to postgres");
+        }
+        let data = pg.data();
+        let out = pg
+            .as_postgres(&pg.bin.join("initdb"))
+            .args(["-A", "trust", "-U", "switchyard", "--no-sync", "-D"])
+            .arg(&data)
+            .output()
+            .expect("initdb");
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut pg = pg;
+        pg.resume();
+        pg
+    }
+
+    fn data(&self) -> std::path::PathBuf {
+        self.dir.0.join("data")
+    }
+
+    fn as_postgres(&self, program: &std::path::Path) -> Command {
+        if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(program);
+            c
+        } else {
+            Command::new(program)
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://switchyard@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Start (again) on the same port and data.
+    pub fn resume(&mut self) {
+        let data = self.data();
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.0.display()
+        );
+        let out = self
+            .as_postgres(&self.bin.join("pg_ctl"))
+            .args(["-w", "-t", "30", "-o", &opts, "-l"])
+            .arg(self.dir.0.join("server.log"))
+            .arg("-D")
+            .arg(&data)
+            .arg("start")
+            .output()
+            .expect("pg_ctl start");
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.running = true;
+    }
+
+    /// Stop at once (as a crash would): SIGQUIT to the postmaster, by the
+    /// PID it wrote, and wait until it is gone.
+    pub fn stop(&mut self) {
+        if !self.running {
+            return;
+        }
+        self.running = false;
+        let pid = std::fs::read_to_string(self.data().join("postmaster.pid"))
+            .ok()
+            .and_then(|t| t.lines().next().map(str::trim).map(str::to_string));
+        let Some(pid) = pid else { return };
+        let _ = Command::new("kill").args(["-QUIT", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::path::Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `psql -tA -c sql`: the result's text.
+    pub fn query(&self, sql: &str) -> String {
+        let out = Command::new(self.bin.join("psql"))
+            .args([
+                "-tA",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "switchyard",
+                "-d",
+                "postgres",
+                "-c",
+                sql,
+            ])
+            .output()
+            .expect("psql");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}

@@ -256,10 +256,30 @@ impl Checker<'_> {
         if u.queue_capacity < 16 {
             self.error("usage.queue_capacity", "expected at least 16 records");
         }
+        let postgres = match &u.postgres {
+            Some(raw) => self.expand("usage.postgres", raw).unwrap_or_default(),
+            None => String::new(),
+        };
+        if u.postgres.is_some() {
+            let scheme = postgres.split("://").next().unwrap_or("");
+            if !postgres.contains("://") || !matches!(scheme, "postgres" | "postgresql") {
+                self.error(
+                    "usage.postgres",
+                    "expected a postgres://user:password@host:port/database URL",
+                );
+            }
+            if path.is_empty() {
+                self.error(
+                    "usage.postgres",
+                    "needs usage.ledger: the local ledger is the spool while PostgreSQL is unreachable",
+                );
+            }
+        }
         Ledger {
             path,
             flush_interval_ms: u.flush_interval_ms,
             queue_capacity: u.queue_capacity,
+            postgres,
         }
     }
 

@@ -94,6 +94,8 @@ pub struct Ledger {
     pub path: String,
     pub flush_interval_ms: u64,
     pub queue_capacity: u32,
+    /// Empty = no shipping. Holds a password when the URL has one.
+    pub postgres: String,
 }
 
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]

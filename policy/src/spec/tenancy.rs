@@ -115,6 +115,11 @@ pub struct UsageSpec {
     /// and counted (`switchyard_usage_dropped_total`).
     #[serde(default = "default_queue")]
     pub queue_capacity: u32,
+    /// A PostgreSQL database the fleet's usage is shipped to
+    /// (`postgres://user:password@host:port/db`); the SQLite ledger is the
+    /// spool while it is unreachable.
+    #[serde(default)]
+    pub postgres: Option<String>,
 }
 
 impl Default for UsageSpec {
@@ -123,6 +128,7 @@ impl Default for UsageSpec {
             ledger: default_ledger(),
             flush_interval_ms: default_flush_ms(),
             queue_capacity: default_queue(),
+            postgres: None,
         }
     }
 }
