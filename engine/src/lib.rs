@@ -19,6 +19,7 @@ pub mod listen;
 pub mod meter;
 pub mod metrics;
 pub mod pipeline;
+pub mod published;
 pub mod quota;
 pub mod relay;
 pub mod reload;

@@ -16,8 +16,18 @@ enum Command {
     /// Serve the policy (a YAML file or a compiled snapshot); reloads it on
     /// change and on SIGHUP.
     Serve {
-        #[arg(long)]
-        policy: PathBuf,
+        #[arg(long, required_unless_present = "policy_from_redis")]
+        policy: Option<PathBuf>,
+        /// Take the policy `policyc publish` put in this Redis (and follow
+        /// new versions) instead of a file.
+        #[arg(long, conflicts_with = "policy")]
+        policy_from_redis: Option<String>,
+        /// The key that opens published snapshots, from a file...
+        #[arg(long, conflicts_with = "policy_key_env")]
+        policy_key_file: Option<PathBuf>,
+        /// ...or from this environment variable.
+        #[arg(long, default_value = "SWITCHYARD_POLICY_KEY")]
+        policy_key_env: String,
         /// Overrides `listener.address`.
         #[arg(long)]
         listen: Option<String>,
@@ -39,6 +49,31 @@ enum Command {
     Classify(engine::classify_cli::ClassifyArgs),
 }
 
+/// Where `serve` takes its policy from.
+fn source(
+    file: Option<PathBuf>,
+    redis: Option<String>,
+    key_file: Option<PathBuf>,
+    key_env: &str,
+) -> Result<engine::reload::PolicySource, String> {
+    use engine::reload::PolicySource;
+    match (file, redis) {
+        (Some(path), _) => Ok(PolicySource::File(path)),
+        (None, Some(url)) => {
+            let key = match key_file {
+                Some(p) => policy::sealed::SealKey::from_file(&p),
+                None => policy::sealed::SealKey::from_env(key_env),
+            }
+            .map_err(|e| e.to_string())?;
+            let published = engine::published::Published::new(&url, key)?;
+            Ok(PolicySource::Published(Box::new(std::sync::Mutex::new(
+                published,
+            ))))
+        }
+        (None, None) => Err("either --policy or --policy-from-redis".into()),
+    }
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -50,18 +85,25 @@ fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Serve {
             policy,
+            policy_from_redis,
+            policy_key_file,
+            policy_key_env,
             listen,
             threads,
             grace_seconds,
             ledger,
-        } => engine::server::run(engine::server::ServeOptions {
-            policy,
-            listen,
-            threads,
-            grace_seconds,
-            ledger,
-        })
-        .map_err(|e| e.to_string()),
+        } => {
+            source(policy, policy_from_redis, policy_key_file, &policy_key_env).and_then(|policy| {
+                engine::server::run(engine::server::ServeOptions {
+                    policy,
+                    listen,
+                    threads,
+                    grace_seconds,
+                    ledger,
+                })
+                .map_err(|e| e.to_string())
+            })
+        }
         Command::Usage(args) => engine::usage_cli::run(args),
         Command::Classify(args) => engine::classify_cli::run(args),
     };

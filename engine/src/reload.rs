@@ -4,6 +4,7 @@
 
 use crate::classify::ClassifierSlot;
 use crate::metrics::Metrics;
+use crate::published::Published;
 use crate::state::ActivePolicy;
 use arc_swap::ArcSwap;
 use notify::{RecursiveMode, Watcher};
@@ -17,8 +18,28 @@ const DNS_REFRESH: Duration = Duration::from_secs(30);
 /// Editors and `kubectl` write files in several steps; wait for quiet.
 const DEBOUNCE: Duration = Duration::from_millis(150);
 
+/// Where the policy comes from.
+pub enum PolicySource {
+    /// A YAML policy or compiled snapshot, watched for changes.
+    File(PathBuf),
+    /// The sealed snapshot `policyc publish` put in Redis, polled.
+    Published(Box<std::sync::Mutex<Published>>),
+}
+
+impl PolicySource {
+    pub fn describe(&self) -> String {
+        match self {
+            PolicySource::File(p) => p.display().to_string(),
+            PolicySource::Published(_) => "redis (published)".into(),
+        }
+    }
+}
+
 pub struct PolicyStore {
-    path: PathBuf,
+    source: PolicySource,
+    /// The last publication refused (hash and time), so it is not fetched
+    /// again.
+    refused: ArcSwap<String>,
     current: ArcSwap<ActivePolicy>,
     metrics: Arc<Metrics>,
     classifier: Arc<ClassifierSlot>,
@@ -26,13 +47,14 @@ pub struct PolicyStore {
 
 impl PolicyStore {
     pub fn new(
-        path: PathBuf,
+        source: PolicySource,
         initial: ActivePolicy,
         metrics: Arc<Metrics>,
         classifier: Arc<ClassifierSlot>,
     ) -> Self {
         PolicyStore {
-            path,
+            source,
+            refused: ArcSwap::from_pointee(String::new()),
             current: ArcSwap::from_pointee(initial),
             metrics,
             classifier,
@@ -54,14 +76,37 @@ impl PolicyStore {
             Ok(false) => {}
             Err(e) => {
                 self.metrics.reloads_failed.fetch_add(1, Relaxed);
-                tracing::error!(path = %self.path.display(), error = %e, active = %self.current().short_hash(), "policy reload rejected; keeping the active policy");
+                tracing::error!(source = %self.source.describe(), error = %e, active = %self.current().short_hash(), "policy reload rejected; keeping the active policy");
             }
         }
         result
     }
 
     fn try_reload(&self) -> Result<bool, String> {
-        let loaded = load(&self.path, &self.classifier).map_err(|e| e.to_string())?;
+        let loaded = match &self.source {
+            PolicySource::File(path) => load(path, &self.classifier).map_err(|e| e.to_string())?,
+            PolicySource::Published(p) => {
+                let mut p = p.lock().map_err(|_| "the published-policy reader failed")?;
+                let Some((hash, at)) = p.hash()? else {
+                    return Ok(false);
+                };
+                let version = format!("{hash}@{at}");
+                if hash == self.current().hash || version == **self.refused.load() {
+                    return Ok(false);
+                }
+                let opened = p.snapshot().and_then(|bytes| {
+                    load_bytes(&bytes, &self.classifier).map_err(|e| e.to_string())
+                });
+                match opened {
+                    Ok(l) => l,
+                    Err(e) => {
+                        // Refused once per publication, not every poll.
+                        self.refused.store(Arc::new(version));
+                        return Err(e);
+                    }
+                }
+            }
+        };
         for w in &loaded.warnings {
             tracing::warn!("policy: {w}");
         }
@@ -89,6 +134,35 @@ impl PolicyStore {
         self.current.store(Arc::new(next));
         Ok(true)
     }
+}
+
+/// Load a policy from where the source says (at start).
+pub fn load_source(
+    source: &PolicySource,
+    classifier: &ClassifierSlot,
+) -> Result<policy::Loaded, String> {
+    match source {
+        PolicySource::File(path) => load(path, classifier).map_err(|e| e.to_string()),
+        PolicySource::Published(p) => {
+            let mut p = p.lock().map_err(|_| "the published-policy reader failed")?;
+            let bytes = p.first(Duration::from_secs(30))?;
+            load_bytes(&bytes, classifier).map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// A snapshot's bytes, validated; its classifier started if its routers
+/// need one.
+pub fn load_bytes(
+    bytes: &[u8],
+    classifier: &ClassifierSlot,
+) -> Result<policy::Loaded, policy::Error> {
+    let snapshot = policy::Snapshot::from_bytes(bytes)?;
+    classifier.ensure(&snapshot.policy().routing);
+    Ok(policy::Loaded {
+        snapshot,
+        warnings: Vec::new(),
+    })
 }
 
 /// Load a policy file. A policy whose routers use the classifier starts it
@@ -121,7 +195,21 @@ pub fn spawn_watcher(store: Arc<PolicyStore>) -> std::io::Result<()> {
                 let _ = sig_tx.send(());
             }
         })?;
-    let watcher = file_watcher(&store.path, tx);
+    let watcher = match &store.source {
+        PolicySource::File(path) => file_watcher(path, tx),
+        PolicySource::Published(_) => {
+            let poll_tx = tx;
+            std::thread::Builder::new()
+                .name("switchyard-published".into())
+                .spawn(move || loop {
+                    std::thread::sleep(crate::published::POLL);
+                    if poll_tx.send(()).is_err() {
+                        return;
+                    }
+                })?;
+            None
+        }
+    };
     std::thread::Builder::new()
         .name("switchyard-reload".into())
         .spawn(move || {
@@ -131,8 +219,10 @@ pub fn spawn_watcher(store: Arc<PolicyStore>) -> std::io::Result<()> {
                 let wait = next_dns.saturating_duration_since(std::time::Instant::now());
                 match rx.recv_timeout(wait) {
                     Ok(()) => {
-                        // Coalesce a burst of events into one reload.
-                        std::thread::sleep(DEBOUNCE);
+                        // Coalesce a burst of file events into one reload.
+                        if matches!(store.source, PolicySource::File(_)) {
+                            std::thread::sleep(DEBOUNCE);
+                        }
                         while rx.try_recv().is_ok() {}
                         let _ = store.reload();
                     }

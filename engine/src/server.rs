@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub struct ServeOptions {
-    pub policy: PathBuf,
+    pub policy: reload::PolicySource,
     pub listen: Option<String>,
     pub threads: Option<usize>,
     /// Seconds SIGTERM waits for in-flight requests.
@@ -35,6 +35,8 @@ pub struct ServeOptions {
 pub enum StartError {
     #[error("{0}")]
     Policy(#[from] policy::Error),
+    #[error("policy: {0}")]
+    Source(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: String,
@@ -55,7 +57,7 @@ pub enum StartError {
 /// Runs until the process is told to stop; returns only on start-up errors.
 pub fn run(opts: ServeOptions) -> Result<(), StartError> {
     let classifier = Arc::new(ClassifierSlot::default());
-    let loaded = reload::load(&opts.policy, &classifier)?;
+    let loaded = reload::load_source(&opts.policy, &classifier).map_err(StartError::Source)?;
     for w in &loaded.warnings {
         tracing::warn!("policy: {w}");
     }
@@ -130,7 +132,7 @@ pub fn run(opts: ServeOptions) -> Result<(), StartError> {
         health.clone(),
         Arc::new(TenantRegistry::default()),
     );
-    tracing::info!(policy = %opts.policy.display(), hash = %active.short_hash(), "policy loaded");
+    tracing::info!(policy = %opts.policy.describe(), hash = %active.short_hash(), "policy loaded");
     let ledger_path = opts
         .ledger
         .clone()
@@ -183,7 +185,7 @@ pub fn run(opts: ServeOptions) -> Result<(), StartError> {
         None => None,
     };
     let store = Arc::new(PolicyStore::new(
-        opts.policy.clone(),
+        opts.policy,
         active,
         metrics.clone(),
         classifier.clone(),

@@ -29,6 +29,8 @@ impl fmt::Display for Diagnostic {
 /// The policy crate's one error type.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error("sealed snapshot: {0}")]
+    Sealed(String),
     #[error("cannot read {path}: {source}")]
     Io {
         path: String,

@@ -14,6 +14,7 @@ mod error;
 pub mod interpolate;
 pub mod keys;
 mod model;
+pub mod sealed;
 pub mod snapshot;
 mod spec;
 mod yaml_index;

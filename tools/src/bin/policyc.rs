@@ -34,7 +34,30 @@ enum Command {
         #[arg(long, default_value = "my-key")]
         name: String,
     },
+    /// Print a new key for sealing published snapshots (64 hex digits).
+    Keygen,
+    /// Compile (a YAML policy) or take (a snapshot), seal it and publish it
+    /// to Redis, where replicas started with `--policy-from-redis` load it.
+    /// Exit status: 0 published, 1 the policy is invalid (nothing
+    /// published), 2 it could not be published (key, Redis).
+    Publish {
+        file: PathBuf,
+        /// Redis URL (default: the REDIS_URL environment variable).
+        #[arg(long)]
+        redis: Option<String>,
+        /// A file holding the sealing key.
+        #[arg(long, conflicts_with = "key_env")]
+        key_file: Option<PathBuf>,
+        /// An environment variable holding the sealing key.
+        #[arg(long, default_value = "SWITCHYARD_POLICY_KEY")]
+        key_env: String,
+        #[arg(long)]
+        model_dir: Option<PathBuf>,
+    },
 }
+
+/// Exit status of `publish` when the policy is fine but could not be sent.
+const NOT_PUBLISHED: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -47,6 +70,30 @@ fn main() -> ExitCode {
         } => compile(&file, &output, model_dir.as_deref()),
         Command::Inspect { file } => inspect(&file),
         Command::MintKey { name } => mint_key(&name),
+        Command::Keygen => policy::sealed::SealKey::generate_hex()
+            .map(|k| println!("{k}"))
+            .map_err(|e| e.to_string()),
+        Command::Publish {
+            file,
+            redis,
+            key_file,
+            key_env,
+            model_dir,
+        } => {
+            return match publish(
+                &file,
+                redis,
+                key_file.as_deref(),
+                &key_env,
+                model_dir.as_deref(),
+            ) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err((code, e)) => {
+                    eprintln!("{e}");
+                    ExitCode::from(code)
+                }
+            }
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -76,6 +123,72 @@ fn check(file: &Path) -> Result<(), String> {
         p.aliases.len(),
         p.client_keys.len(),
         snap.header().short_hash()
+    );
+    Ok(())
+}
+
+/// A YAML policy compiled (routes embedded), or a snapshot file as is;
+/// validated either way.
+fn snapshot_bytes(file: &Path, model_dir: Option<&Path>) -> Result<Vec<u8>, String> {
+    let raw = std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    if snapshot::looks_like_snapshot(&raw) {
+        Snapshot::from_bytes(&raw).map_err(|e| e.to_string())?;
+        return Ok(raw);
+    }
+    let mut compiled = policy::compile_file(file).map_err(|e| e.to_string())?;
+    print_warnings(&compiled.warnings);
+    if policy::needs_embedding(&compiled.policy) {
+        let mut encoder = route_encoder(model_dir)?;
+        policy::embed_routes(&mut compiled.policy, &mut encoder).map_err(|e| e.to_string())?;
+    }
+    snapshot::encode(&compiled.policy, snapshot::now_unix()).map_err(|e| e.to_string())
+}
+
+fn publish(
+    file: &Path,
+    redis: Option<String>,
+    key_file: Option<&Path>,
+    key_env: &str,
+    model_dir: Option<&Path>,
+) -> Result<(), (u8, String)> {
+    let bytes = snapshot_bytes(file, model_dir).map_err(|e| (1, e))?;
+    let hash = Snapshot::from_bytes(&bytes)
+        .map_err(|e| (1, e.to_string()))?
+        .header()
+        .hash_hex();
+    let fail = |e: String| (NOT_PUBLISHED, e);
+    let key = match key_file {
+        Some(path) => policy::sealed::SealKey::from_file(path),
+        None => policy::sealed::SealKey::from_env(key_env),
+    }
+    .map_err(|e| fail(e.to_string()))?;
+    let sealed = key.seal(&bytes).map_err(|e| fail(e.to_string()))?;
+    let url = redis
+        .or_else(|| std::env::var("REDIS_URL").ok())
+        .ok_or_else(|| fail("no Redis: pass --redis or set REDIS_URL".into()))?;
+    // Redis errors can quote the URL (and its password): only their kind.
+    let client = redis::Client::open(url.as_str())
+        .map_err(|e| fail(format!("not a usable Redis URL ({:?})", e.kind())))?;
+    let mut con = client
+        .get_connection_with_timeout(std::time::Duration::from_secs(5))
+        .map_err(|e| fail(format!("cannot reach Redis ({:?})", e.kind())))?;
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    redis::cmd("HSET")
+        .arg(policy::sealed::PUBLISHED_KEY)
+        .arg("hash")
+        .arg(&hash)
+        .arg("sealed")
+        .arg(&sealed)
+        .arg("at")
+        .arg(at)
+        .query::<()>(&mut con)
+        .map_err(|e| fail(format!("Redis refused the snapshot ({:?})", e.kind())))?;
+    println!(
+        "published {} (content hash {hash}, {} bytes sealed)",
+        file.display(),
+        sealed.len()
     );
     Ok(())
 }
