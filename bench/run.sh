@@ -8,9 +8,16 @@
 # and latency.svg, and with --readme rewrites the README's performance
 # table. --quick: short rounds (a smoke run; its figures are noisy).
 # --only TEXT: only the cells whose "scenario / load" contains TEXT.
+# --cluster: instead, single node against cluster mode (two replicas and a
+# local Redis, exact and pooled); writes bench/results/clusterbench.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+if [ "${1:-}" = "--cluster" ]; then
+  shift
+  cargo build --release --locked -p engine -p bench --bins
+  exec ./target/release/clusterbench "$@"
+fi
 mkdir -p .cache
 
 # Side jobs, each with its log; their failure costs rows, not the run.

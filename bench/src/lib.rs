@@ -6,6 +6,7 @@ pub mod fastmock;
 pub mod http;
 pub mod load;
 pub mod plot;
+pub mod procs;
 pub mod relay;
 
 /// Run `op` `iters` times split over `threads` threads; the wall time.

@@ -92,7 +92,9 @@ impl Outcome {
         self.unsent * 100 > self.ok + self.errors + self.unsent
     }
 
-    fn merge(&mut self, other: Outcome) {
+    /// Add a run that ran at the same time (the elapsed time is the
+    /// longer of the two).
+    pub fn merge(&mut self, other: Outcome) {
         let _ = self.latency.add(&other.latency);
         let _ = self.first_byte.add(&other.first_byte);
         self.ok += other.ok;
@@ -118,6 +120,46 @@ pub type RequestMaker = std::sync::Arc<dyn Fn(u64) -> Vec<u8> + Send + Sync>;
 /// The same request every time.
 pub fn fixed(request: Vec<u8>) -> RequestMaker {
     std::sync::Arc::new(move |_| request.clone())
+}
+
+/// [`drive`] several servers at once, the load split evenly among them
+/// (connections, rate and client threads), each sent what `make` builds for
+/// it.
+pub fn drive_split(
+    addrs: &[SocketAddr],
+    make: impl Fn(SocketAddr) -> RequestMaker,
+    run: &Run,
+) -> Outcome {
+    let n = addrs.len().max(1);
+    let mode = match run.mode {
+        Mode::Closed { connections } => Mode::Closed {
+            connections: (connections / n).max(1),
+        },
+        Mode::Open { rate, connections } => Mode::Open {
+            rate: rate / n as f64,
+            connections: (connections / n).max(1),
+        },
+    };
+    let part = Run {
+        mode,
+        duration: run.duration,
+        max_requests: run.max_requests / n as u64,
+        threads: (run.threads / n).max(1),
+    };
+    let handles: Vec<_> = addrs
+        .iter()
+        .map(|a| {
+            let (a, m, r) = (*a, make(*a), part.clone());
+            std::thread::spawn(move || drive(a, &m, &r))
+        })
+        .collect();
+    let mut out = Outcome::empty();
+    for h in handles {
+        if let Ok(o) = h.join() {
+            out.merge(o);
+        }
+    }
+    out
 }
 
 /// Send requests from `make` (whole HTTP/1.1 requests) to `addr` as `run`

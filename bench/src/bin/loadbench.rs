@@ -12,6 +12,7 @@
 
 use bench::fastmock::{self, Behaviour};
 use bench::load::{self, Mode, Outcome, RequestMaker, Run};
+use bench::procs::{cpu_seconds, machine, rss_kb, wait_idle, Gateway};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -31,72 +32,6 @@ struct Scenario {
     /// Not the gateway: the byte relay listening here, the floor row
     /// (kept out of the gateway's CPU figures).
     floor: Option<SocketAddr>,
-}
-
-/// A gateway child process, stopped on drop.
-struct Gateway {
-    child: Child,
-    addr: SocketAddr,
-    dir: std::path::PathBuf,
-}
-
-impl Gateway {
-    fn start(
-        name: &str,
-        policy: &str,
-        models: &str,
-    ) -> Result<Gateway, Box<dyn std::error::Error>> {
-        let dir = std::env::temp_dir().join(format!("sy-loadbench-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        let policy_path = dir.join("policy.yaml");
-        std::fs::write(&policy_path, policy)?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
-        let binary = std::env::current_exe()?.with_file_name("switchyard");
-        let mut cmd = Command::new(binary);
-        cmd.args(["serve", "--policy"])
-            .arg(&policy_path)
-            .args([
-                "--listen",
-                &addr.to_string(),
-                "--threads",
-                "2",
-                "--grace-seconds",
-                "0",
-                "--ledger",
-            ])
-            .arg(dir.join("usage.db"))
-            .env("SWITCHYARD_MODEL_DIR", models)
-            // Pingora logs every unusable pooled upstream connection at ERROR.
-            .env("RUST_LOG", "error,pingora_core::connectors=off")
-            .stdout(Stdio::null());
-        // LOADBENCH_LOG=<file>: the gateway's full error log, for diagnosis.
-        if let Some(path) = std::env::var_os("LOADBENCH_LOG") {
-            cmd.env("RUST_LOG", "error")
-                .stderr(std::fs::File::create(path)?);
-        }
-        let gw = Gateway {
-            child: cmd.spawn()?,
-            addr,
-            dir,
-        };
-        wait_ready(addr)?;
-        Ok(gw)
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -158,7 +93,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let peer_side = peer.as_ref().map(|p| (p.addr, p.child.id()));
 
     // The gateway without the classifier: every scenario but routing.
-    let gw = Gateway::start("plain", &policy_yaml(mock, failing, ""), &models)?;
+    let gw = Gateway::start("plain", &policy_yaml(mock, failing, ""), &models, 2)?;
     let rss_rest = rss_kb(gw.pid(), "VmRSS");
     let (cpu, requests) = measure(
         &gw,
@@ -175,7 +110,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     drop(gw);
 
     if with_classifier {
-        let gw = Gateway::start("routed", &policy_yaml(mock, failing, ROUTER), &models)?;
+        let gw = Gateway::start("routed", &policy_yaml(mock, failing, ROUTER), &models, 2)?;
         let rss_rest = rss_kb(gw.pid(), "VmRSS");
         let (cpu, requests) = measure(
             &gw,
@@ -725,10 +660,6 @@ client_keys:
     )
 }
 
-fn wait_ready(addr: SocketAddr) -> Result<(), String> {
-    wait_ready_path(addr, "/healthz", Duration::from_secs(30))
-}
-
 fn wait_ready_path(addr: SocketAddr, path: &str, wait: Duration) -> Result<(), String> {
     bench::http::wait_ready(&addr.to_string(), path, wait)
 }
@@ -740,62 +671,6 @@ fn resource_figures(gw: &Gateway, cpu: f64, requests: u64, rss_rest_kb: u64) -> 
         "rss_rest_mb": rss_rest_kb as f64 / 1024.0,
         "rss_peak_mb": rss_kb(gw.pid(), "VmHWM") as f64 / 1024.0,
     })
-}
-
-/// Waits (at most 10 s) until process `pid` has gone quiet: a slow peer
-/// still working through requests its client gave up on would otherwise
-/// take CPU from the next side's round.
-fn wait_idle(pid: u32) {
-    let until = std::time::Instant::now() + Duration::from_secs(10);
-    let mut last = cpu_seconds(pid);
-    while std::time::Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(100));
-        let now = cpu_seconds(pid);
-        // At most one clock tick (10 ms) over the last 100 ms.
-        if now - last < 0.015 {
-            return;
-        }
-        last = now;
-    }
-}
-
-/// utime + stime of a process, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
-    };
-    // Fields after the command name (which may hold spaces).
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-fn rss_kb(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-fn machine() -> serde_json::Value {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_default();
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
-    serde_json::json!({"cpu": cpu, "cores": cores})
 }
 
 /// The latency distributions of a few telling rows.

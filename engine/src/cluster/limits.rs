@@ -1,12 +1,13 @@
 //! Shared rate limits, `exact` mode: every admission is decided in Redis,
 //! one atomic script per scope (its keys share a hash tag), the scripts of
-//! one request sent together. A request refused by one scope gives back
+//! one request sent together, and those of concurrent requests batched
+//! ([`super::batch`]). A request refused by one scope gives back
 //! what the others took. Concurrency slots are leases: members of a sorted
 //! set scored by their expiry, renewed by the runner while the request
 //! runs, so the slots of a replica that dies come back within the TTL.
 
+use super::batch::Ask;
 use super::keys::{limit_keys, scope_tag};
-use super::scripts::scripts;
 use super::Cluster;
 use crate::error::LimitKind;
 use crate::limits::Entry;
@@ -211,27 +212,11 @@ pub(crate) async fn admit(
     let calls = calls(entries, tokens);
     let id = cluster.leases.next_id();
     let member = format!("{}#{id}", cluster.config.node);
-    let ttl_ms = cluster.config.lease_ttl.as_millis() as u64;
-    let s = scripts();
-    let invocations: Vec<_> = calls
-        .iter()
-        .map(|c| {
-            let mut inv = s.admit.prepare_invoke();
-            for k in &c.keys {
-                inv.key(k);
-            }
-            inv.arg(&member).arg(ttl_ms);
-            for a in &c.args {
-                inv.arg(a);
-            }
-            inv
-        })
-        .collect();
-    let answers = futures_util::future::join_all(
-        invocations
-            .iter()
-            .map(|inv| cluster.link.call::<Vec<i64>>(inv, cluster.config.timeout)),
-    )
+    // Every scope's admission joins the batch of its scope and entries.
+    let answers = futures_util::future::join_all(calls.iter().map(|c| {
+        let ask = Ask::new(c.keys.clone(), c.args[1..].to_vec(), member.clone(), tokens);
+        super::batch::admit(cluster, ask)
+    }))
     .await;
     let mut refusal = None;
     let mut failed = None;

@@ -20,6 +20,7 @@
 //! of their own ([`runner`]); the request path only sends commands on the
 //! connection that thread keeps ([`link`]).
 
+pub mod batch;
 pub mod budgets;
 pub mod health;
 pub mod keys;
@@ -111,6 +112,7 @@ pub struct Cluster {
     pub(crate) leases: limits::Leases,
     pub(crate) pools: pooled::Pools,
     pub(crate) budgets: budgets::BudgetBook,
+    pub(crate) batcher: batch::Batcher,
     writes: tokio::sync::mpsc::Sender<limits::Write>,
 }
 
@@ -138,6 +140,7 @@ impl Cluster {
             leases: limits::Leases::default(),
             pools: pooled::Pools::default(),
             budgets: budgets::BudgetBook::default(),
+            batcher: batch::Batcher::default(),
             writes,
         });
         runner::spawn(cluster.clone(), queue, registry.clone())

@@ -155,6 +155,33 @@ async fn renew_leases(c: &Cluster) {
 /// How long a `once` token guards its write against a second application.
 const TOKEN_TTL_MS: u64 = 3_600_000;
 
+/// Token settlements of the same buckets become one: under load, most
+/// requests of a key settle within the same batch, and one script then
+/// serves them all. (Charges and refunds add up to the same level once the
+/// bucket is ahead of now, which it is while tokens are being settled.)
+fn coalesce(batch: &mut Vec<Write>) {
+    let mut merged: Vec<Write> = Vec::with_capacity(batch.len());
+    let mut at: std::collections::HashMap<(Vec<String>, Vec<u64>), usize> = Default::default();
+    for w in batch.drain(..) {
+        match w {
+            Write::Adjust { keys, rates, delta } => match at.get(&(keys.clone(), rates.clone())) {
+                Some(&i) => {
+                    if let Some(Write::Adjust { delta: d, .. }) = merged.get_mut(i) {
+                        *d = d.saturating_add(delta);
+                    }
+                }
+                None => {
+                    at.insert((keys.clone(), rates.clone()), merged.len());
+                    merged.push(Write::Adjust { keys, rates, delta });
+                }
+            },
+            other => merged.push(other),
+        }
+    }
+    merged.retain(|w| !matches!(w, Write::Adjust { delta: 0, .. }));
+    *batch = merged;
+}
+
 /// Perform a batch of writes; whether all of them reached Redis.
 async fn perform(c: &Cluster, batch: &mut Vec<Write>) -> bool {
     let deadline = background_deadline(c);
@@ -163,6 +190,7 @@ async fn perform(c: &Cluster, batch: &mut Vec<Write>) -> bool {
     let mut flushed = Vec::new();
     // A budget write that fails is kept to send again.
     let mut owed = Vec::new();
+    coalesce(batch);
     for w in batch.drain(..) {
         match &w {
             Write::Adjust { keys, rates, delta } => {

@@ -12,50 +12,78 @@
 use redis::Script;
 use std::sync::OnceLock;
 
-/// Admit one request against every limit entry of one scope, all or
-/// nothing. KEYS: per entry its request bucket, token bucket and lease set.
-/// ARGV: lease member, lease TTL (ms), tokens, then per entry rpm, tpm,
-/// concurrency (0: no such limit). Returns `{0}` when admitted, else
-/// `{entry (1-based), kind (1 concurrency, 2 requests, 3 tokens), wait ms
-/// (-1: never fits)}`.
-const ADMIT: &str = r#"
+/// Admit a batch of requests with the same limit entries in one scope,
+/// one after the other, each against every entry, all or nothing: the
+/// admissions concurrent requests make at once cost one round trip and one
+/// script run. KEYS: per entry its request bucket, token bucket and lease
+/// set. ARGV: lease TTL (ms), the number of requests, per entry rpm, tpm,
+/// concurrency (0: no such limit), then per request its lease member and
+/// tokens. Returns per request `{0}` when admitted, else `{entry
+/// (1-based), kind (1 concurrency, 2 requests, 3 tokens), wait ms (-1:
+/// never fits)}`.
+const ADMIT_MANY: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local now_ms = math.floor(now / 1000)
-local member, ttl, tokens = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local n = (#ARGV - 3) / 3
-local sets = {}
-for i = 1, n do
-  local rpm, tpm, conc = tonumber(ARGV[1 + 3 * i]), tonumber(ARGV[2 + 3 * i]), tonumber(ARGV[3 + 3 * i])
-  if conc > 0 then
-    local kc = KEYS[3 * i]
-    redis.call('ZREMRANGEBYSCORE', kc, '-inf', now_ms)
-    if redis.call('ZCARD', kc) >= conc then return {i, 1, 1000} end
-  end
-  local buckets = {{KEYS[3 * i - 2], rpm, 1, 2}, {KEYS[3 * i - 1], tpm, tokens, 3}}
-  for _, b in ipairs(buckets) do
-    local key, rate, take, kind = b[1], b[2], b[3], b[4]
-    if rate > 0 then
-      if take > rate then return {i, kind, -1} end
-      local tat = tonumber(redis.call('GET', key) or '0')
-      local nxt = math.max(tat, now) + take * 60000000 / rate
-      if nxt - now > 60000000 then
-        return {i, kind, math.ceil((nxt - now - 60000000) / 1000)}
+local ttl, nreq = tonumber(ARGV[1]), tonumber(ARGV[2])
+local nent = #KEYS / 3
+local base = 3 + 3 * nent
+local tat, dirty, card, added = {}, {}, {}, {}
+local function level(k)
+  if tat[k] == nil then tat[k] = tonumber(redis.call('GET', KEYS[k]) or '0') end
+  return tat[k]
+end
+local out = {}
+for r = 0, nreq - 1 do
+  local member, tokens = ARGV[base + 2 * r], tonumber(ARGV[base + 2 * r + 1])
+  local verdict, next_tat = nil, {}
+  for i = 1, nent do
+    local rpm, tpm, conc = tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1]), tonumber(ARGV[3 * i + 2])
+    if conc > 0 then
+      if card[i] == nil then
+        redis.call('ZREMRANGEBYSCORE', KEYS[3 * i], '-inf', now_ms)
+        card[i] = redis.call('ZCARD', KEYS[3 * i])
       end
-      sets[#sets + 1] = {key, nxt}
+      if card[i] >= conc then verdict = {i, 1, 1000} break end
     end
+    for _, b in ipairs({{3 * i - 2, rpm, 1, 2}, {3 * i - 1, tpm, tokens, 3}}) do
+      local k, rate, take, kind = b[1], b[2], b[3], b[4]
+      if rate > 0 then
+        if take > rate then verdict = {i, kind, -1} break end
+        local nxt = math.max(next_tat[k] or level(k), now) + take * 60000000 / rate
+        if nxt - now > 60000000 then
+          verdict = {i, kind, math.ceil((nxt - now - 60000000) / 1000)}
+          break
+        end
+        next_tat[k] = nxt
+      end
+    end
+    if verdict then break end
+  end
+  if verdict then
+    out[r + 1] = verdict
+  else
+    for k, v in pairs(next_tat) do tat[k] = v; dirty[k] = true end
+    for i = 1, nent do
+      if tonumber(ARGV[3 * i + 2]) > 0 then
+        card[i] = card[i] + 1
+        added[i] = added[i] or {}
+        table.insert(added[i], member)
+      end
+    end
+    out[r + 1] = {0}
   end
 end
-for _, s in ipairs(sets) do
-  redis.call('SET', s[1], string.format('%.0f', s[2]), 'PX', math.ceil((s[2] - now) / 1000) + 1000)
+for k, _ in pairs(dirty) do
+  redis.call('SET', KEYS[k], string.format('%.0f', tat[k]), 'PX', math.ceil((tat[k] - now) / 1000) + 1000)
 end
-for i = 1, n do
-  if tonumber(ARGV[3 + 3 * i]) > 0 then
-    redis.call('ZADD', KEYS[3 * i], now_ms + ttl, member)
-    redis.call('PEXPIRE', KEYS[3 * i], ttl * 2)
+for i, members in pairs(added) do
+  for _, m in ipairs(members) do
+    redis.call('ZADD', KEYS[3 * i], now_ms + ttl, m)
   end
+  redis.call('PEXPIRE', KEYS[3 * i], ttl * 2)
 end
-return {0}
+return out
 "#;
 
 /// Move token buckets by `delta` tokens: charge (> 0) what a request used
@@ -242,7 +270,7 @@ return redis.call('ZCARD', KEYS[1])
 "#;
 
 pub struct Scripts {
-    pub admit: Script,
+    pub admit_many: Script,
     pub adjust: Script,
     pub renew: Script,
     pub unlease: Script,
@@ -258,7 +286,7 @@ pub struct Scripts {
 pub fn scripts() -> &'static Scripts {
     static S: OnceLock<Scripts> = OnceLock::new();
     S.get_or_init(|| Scripts {
-        admit: Script::new(ADMIT),
+        admit_many: Script::new(ADMIT_MANY),
         adjust: Script::new(ADJUST),
         renew: Script::new(RENEW),
         unlease: Script::new(UNLEASE),

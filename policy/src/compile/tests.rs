@@ -612,3 +612,67 @@ fn an_unpriced_target_a_budgeted_key_can_reach_is_an_error() {
         );
     }
 }
+
+#[test]
+fn a_cluster_section_is_checked_and_its_password_never_echoed() {
+    let mut env = base_env();
+    env.insert(
+        "REDIS_URL".into(),
+        "redis://:hunter2@10.0.0.7:6379/1".into(),
+    );
+    let src = format!("{GOOD}cluster:\n  redis: {{url: '${{REDIS_URL}}'}}\n  limits: pooled\n");
+    let c = compile_yaml(&src, "p.yaml", &env).unwrap();
+    let cl = c.policy.cluster.as_ref().unwrap();
+    assert_eq!(cl.mode, SharedLimits::Pooled);
+    assert_eq!(
+        (cl.timeout_ms, cl.lease_ttl_ms, cl.heartbeat_ms),
+        (10, 10_000, 1_000)
+    );
+    assert_eq!(cl.on_redis_down, RedisDown::Share);
+    // Plain redis:// to another host is a warning (secrets in clear).
+    let w = c
+        .warnings
+        .iter()
+        .find(|w| w.path == "cluster.redis.url")
+        .unwrap();
+    assert!(!w.message.contains("hunter2"));
+    assert!(compile_yaml(GOOD, "p.yaml", &base_env())
+        .unwrap()
+        .policy
+        .cluster
+        .is_none());
+
+    let bad = format!(
+        "{GOOD}cluster:\n  redis: {{url: 'http://:hunter2@x', timeout_ms: 0}}\n  limits: sometimes\n  lease_ttl_ms: 1000\n  heartbeat_ms: 1000\n  on_redis_down: panic\n  node_id: 'has space'\n"
+    );
+    let found = errors(&bad, &base_env());
+    for p in [
+        "cluster.redis.url",
+        "cluster.redis.timeout_ms",
+        "cluster.limits",
+        "cluster.lease_ttl_ms",
+        "cluster.on_redis_down",
+        "cluster.node_id",
+    ] {
+        assert!(found.iter().any(|d| d.path == p), "{p} not in {found:?}");
+    }
+    assert!(found.iter().all(|d| !d.message.contains("hunter2")));
+}
+
+#[test]
+fn shipping_to_postgres_needs_a_url_and_a_local_spool() {
+    let src = format!("{GOOD}usage: {{ledger: '', postgres: 'mysql://x'}}\n");
+    let found = errors(&src, &base_env());
+    let msgs: Vec<_> = found
+        .iter()
+        .filter(|d| d.path == "usage.postgres")
+        .map(|d| d.message.as_str())
+        .collect();
+    assert_eq!(msgs.len(), 2, "{msgs:?}");
+    let ok = format!("{GOOD}usage: {{postgres: 'postgres://u@db:5432/usage'}}\n");
+    let c = compile_yaml(&ok, "p.yaml", &base_env()).unwrap();
+    assert_eq!(
+        c.policy.tenancy.ledger.postgres,
+        "postgres://u@db:5432/usage"
+    );
+}
