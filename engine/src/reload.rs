@@ -129,6 +129,10 @@ impl PolicyStore {
                 "listener address, threads, admin_address, tls files and upstream_ca take effect at the next restart"
             );
         }
+        if loaded.snapshot.policy().cluster != old.snapshot.policy().cluster {
+            // The Redis connection, node id and modes are set up at start.
+            tracing::warn!("cluster settings take effect at the next restart");
+        }
         let next = ActivePolicy::build(loaded.snapshot, old.registry.clone(), old.tenants.clone());
         tracing::info!(from = %old.short_hash(), to = %next.short_hash(), "policy reloaded");
         self.current.store(Arc::new(next));

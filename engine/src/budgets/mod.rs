@@ -45,7 +45,22 @@ pub(crate) struct Cap<'a> {
     tag: u8,
 }
 
-impl Cap<'_> {
+impl<'a> Cap<'a> {
+    /// A daily cap of a client key, for tests of the shared path.
+    #[cfg(test)]
+    pub(crate) fn daily_for_test(name: &'a str, cap: u64, ends_ms: i64) -> Cap<'a> {
+        Cap {
+            kind: ScopeKind::Key,
+            name,
+            pattern: None,
+            monthly: false,
+            cap,
+            ends_ms,
+            counters: Arc::default(),
+            tag: 0,
+        }
+    }
+
     pub(crate) fn exceeded(&self, committed: u64, needed: u64) -> GatewayError {
         let now = jiff::Timestamp::now().as_millisecond();
         GatewayError::BudgetExceeded(Box::new(BudgetHit {

@@ -326,3 +326,61 @@ pub(crate) fn reserve_while_down(
         pending: true,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::{Cluster, ClusterConfig};
+    use crate::tenants::ScopeKind;
+    use std::time::Duration;
+
+    fn cluster() -> Arc<Cluster> {
+        // Nothing listens on port 1: the replica is degraded from the start.
+        Cluster::start(
+            ClusterConfig {
+                redis_url: "redis://127.0.0.1:1".into(),
+                timeout: Duration::from_millis(5),
+                connect_timeout: Duration::from_millis(50),
+                node: "t".into(),
+                exact: true,
+                lease_ttl: Duration::from_secs(3),
+                heartbeat: Duration::from_secs(1),
+                refuse_when_down: false,
+            },
+            Arc::default(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn while_redis_is_away_a_replica_spends_its_share_and_owes_it_once() {
+        let c = cluster();
+        let caps = [Cap::daily_for_test("a", 100, 1_000)];
+        let key = budget_key(&scope_tag(ScopeKind::Key, "a"), None, false, 1_000);
+        // Redis last said 40 of 100 were committed; two replicas live.
+        c.budgets.saw(&key, 40, i64::MAX);
+        c.live.store(2, Ordering::Relaxed);
+        let mut first = reserve_while_down(&c, &caps, 20).unwrap();
+        let _second = reserve_while_down(&c, &caps, 10).unwrap();
+        let refused = reserve_while_down(&c, &caps, 1).err();
+        assert_eq!(
+            refused,
+            Some((0, 70)),
+            "the share of (100 - 40) / 2 is spent"
+        );
+        // Settled lower: the difference is owed too.
+        first.settle(15);
+        assert_eq!(c.budgets.pending_total(), 25);
+        let mut n = 0;
+        let writes = c.budgets.take_pending(|k| {
+            n += 1;
+            format!("{k}:once:{n}")
+        });
+        assert_eq!(writes.len(), 1);
+        assert!(
+            matches!(&writes[0], Write::Spend { delta: 25, settle: false, token, .. } if token.ends_with(":once:1")),
+            "{writes:?}"
+        );
+        assert_eq!(c.budgets.pending_total(), 0, "handed over once");
+    }
+}

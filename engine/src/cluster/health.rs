@@ -13,6 +13,7 @@ use super::keys;
 use super::limits::Write;
 use super::scripts::scripts;
 use super::Cluster;
+use crate::resilience::cooldown::MAX_COOLDOWN;
 use crate::resilience::health::{HealthRegistry, KeyHealthSink, REJECTED_KEY_PAUSE_MS};
 use crate::resilience::now_ms;
 use futures_util::StreamExt;
@@ -51,11 +52,14 @@ impl KeyHealthSink for Cluster {
     }
 }
 
-/// Apply news from another replica.
+/// Apply news from another replica (or from Redis), bounded as this
+/// replica's own would be: a wrong value cannot park a key for long.
 fn apply(registry: &HealthRegistry, key: &str, cool_ms: u64, reject_ms: u64) {
     let Some(k) = registry.key_by_id(key) else {
         return;
     };
+    let cool_ms = cool_ms.min(MAX_COOLDOWN.as_millis() as u64);
+    let reject_ms = reject_ms.min(REJECTED_KEY_PAUSE_MS);
     let now = now_ms();
     if cool_ms > 0 {
         k.hold_cooling_until(now.saturating_add(cool_ms));

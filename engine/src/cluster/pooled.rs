@@ -290,3 +290,16 @@ pub(crate) async fn admit(
     };
     Ok(Admission::Admitted(SharedPermit::Pooled(permit)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pool_holds_at_most_a_tenth_of_the_limit_shared_by_the_replicas() {
+        assert_eq!(allotment(60, 3), 2);
+        assert_eq!(allotment(1, 5), 1, "at least one");
+        assert_eq!(allotment(1_000_000, 2), 50_000);
+        assert_eq!(allotment(100, 0), 10, "no replicas counted reads as one");
+    }
+}

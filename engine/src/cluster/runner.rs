@@ -292,3 +292,31 @@ async fn perform(c: &Cluster, batch: &mut Vec<Write>) -> bool {
         None => true,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settlements_of_the_same_buckets_become_one_and_nothing_else_moves() {
+        let adjust = |k: &str, d: i64| Write::Adjust {
+            keys: vec![k.into()],
+            rates: vec![60],
+            delta: d,
+        };
+        let mut batch = vec![
+            adjust("a", 5),
+            Write::Unlease {
+                keys: vec!["l".into()],
+                member: "m".into(),
+            },
+            adjust("b", 3),
+            adjust("a", -2),
+            adjust("b", -3),
+        ];
+        coalesce(&mut batch);
+        assert_eq!(batch.len(), 2, "{batch:?}");
+        assert!(matches!(&batch[0], Write::Adjust { keys, delta: 3, .. } if keys == &["a"]));
+        assert!(matches!(&batch[1], Write::Unlease { .. }));
+    }
+}

@@ -3,6 +3,7 @@
 use rkyv::{Archive, Deserialize, Serialize};
 
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rkyv(derive(PartialEq))]
 pub struct Cluster {
     /// Holds the password when the URL has one: a secret, like provider keys.
     pub redis_url: String,
