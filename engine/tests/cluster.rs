@@ -551,3 +551,43 @@ fn losing_redis_under_load_costs_no_request_and_shared_state_resumes() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn rediss_is_verified_against_the_trusted_roots() {
+    let (ca, cert, key) = test_chain();
+    let redis = RedisServer::start_tls(&ca, &cert, &key);
+    let mock = MockServer::start(MockConfig::default()).unwrap();
+    let text = policy(
+        &mock.base_url(),
+        &format!("rediss://localhost:{}", redis.port),
+        "",
+    );
+    let dir = TempDir::new();
+    let ca_file = dir.0.join("ca.pem");
+    std::fs::write(&ca_file, &ca).unwrap();
+    // Trusting the CA (rustls-native-certs reads SSL_CERT_FILE): shared.
+    let trusting = Gateway::start_logged_env(
+        text.as_bytes(),
+        "p.yaml",
+        &[("SSL_CERT_FILE", ca_file.to_str().unwrap())],
+    );
+    wait_state(
+        std::slice::from_ref(&trusting),
+        "shared",
+        1,
+        Duration::from_secs(10),
+    );
+    assert_eq!(chat_with(trusting.port, RPM_KEY, &[]).status, 200);
+    // Not trusting it: the handshake fails, the replica stays degraded and
+    // still serves.
+    let empty = dir.0.join("none.pem");
+    std::fs::write(&empty, "").unwrap();
+    let doubting = Gateway::start_logged_env(
+        text.as_bytes(),
+        "p.yaml",
+        &[("SSL_CERT_FILE", empty.to_str().unwrap())],
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(cluster_health(&doubting)["state"], "degraded");
+    assert_eq!(chat_with(doubting.port, RPM_KEY, &[]).status, 200);
+}

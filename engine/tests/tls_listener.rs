@@ -6,7 +6,6 @@
 mod common;
 
 use common::*;
-use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use std::io::{BufReader, Write};
@@ -15,21 +14,6 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tools::mock::{MockConfig, MockServer};
-
-/// A CA, and a certificate it signed for `localhost` and 127.0.0.1 with
-/// its key, as PEM.
-fn chain() -> (String, String, String) {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
-        .unwrap()
-        .signed_by(&key, &ca, &ca_key)
-        .unwrap();
-    (ca.pem(), cert.pem(), key.serialize_pem())
-}
 
 fn client(
     ca_pem: &str,
@@ -90,7 +74,7 @@ const HEALTH: &str = "GET /healthz HTTP/1.1\r\nhost: localhost\r\nconnection: cl
 fn https_is_served_and_a_new_certificate_is_taken_without_a_restart() {
     let mock = MockServer::start(MockConfig::default()).unwrap();
     let dir = TempDir::new();
-    let (ca1, cert1, key1) = chain();
+    let (ca1, cert1, key1) = test_chain();
     let (cert_file, key_file) = (dir.0.join("cert.pem"), dir.0.join("key.pem"));
     std::fs::write(&cert_file, &cert1).unwrap();
     std::fs::write(&key_file, &key1).unwrap();
@@ -147,7 +131,7 @@ fn https_is_served_and_a_new_certificate_is_taken_without_a_restart() {
     assert!(try_request(port, "GET", "/healthz", &[], b"").map_or(true, |r| r.status != 200));
 
     // A new certificate from another CA, written over the files.
-    let (ca2, cert2, key2) = chain();
+    let (ca2, cert2, key2) = test_chain();
     std::fs::write(dir.0.join("key.tmp"), &key2).unwrap();
     std::fs::write(dir.0.join("cert.tmp"), &cert2).unwrap();
     std::fs::rename(dir.0.join("key.tmp"), &key_file).unwrap();
@@ -167,7 +151,7 @@ fn https_is_served_and_a_new_certificate_is_taken_without_a_restart() {
     );
 
     // A key that does not match: refused, and the second pair keeps serving.
-    let (_, _, other_key) = chain();
+    let (_, _, other_key) = test_chain();
     std::fs::write(&key_file, other_key).unwrap();
     let metric = |text: &str| {
         text.lines()

@@ -390,3 +390,18 @@ pub fn read_ledger(path: &std::path::Path) -> Vec<serde_json::Value> {
     .map(|rows| rows.filter_map(Result::ok).collect())
     .unwrap_or_default()
 }
+
+/// A CA, and a certificate it signed for `localhost` and 127.0.0.1 with
+/// its key, as PEM.
+pub fn test_chain() -> (String, String, String) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    (ca.pem(), cert.pem(), key.serialize_pem())
+}

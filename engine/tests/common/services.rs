@@ -12,6 +12,8 @@ pub struct RedisServer {
     child: Option<Child>,
     pub port: u16,
     dir: TempDir,
+    /// Serve TLS only, with these PEM files (CA, certificate, key).
+    tls: Option<[std::path::PathBuf; 3]>,
 }
 
 impl RedisServer {
@@ -21,6 +23,25 @@ impl RedisServer {
             child: None,
             port: free_port(),
             dir,
+            tls: None,
+        };
+        r.restart();
+        r
+    }
+
+    /// A Redis that speaks TLS only, with a certificate for `localhost`
+    /// signed by `ca_pem`.
+    pub fn start_tls(ca_pem: &str, cert_pem: &str, key_pem: &str) -> RedisServer {
+        let dir = TempDir::new();
+        let files = ["ca.pem", "cert.pem", "key.pem"].map(|n| dir.0.join(n));
+        for (f, text) in files.iter().zip([ca_pem, cert_pem, key_pem]) {
+            std::fs::write(f, text).unwrap();
+        }
+        let mut r = RedisServer {
+            child: None,
+            port: free_port(),
+            dir,
+            tls: Some(files),
         };
         r.restart();
         r
@@ -34,10 +55,30 @@ impl RedisServer {
     /// its append-only file.
     pub fn restart(&mut self) {
         self.kill();
-        let child = Command::new("redis-server")
+        let mut cmd = Command::new("redis-server");
+        match &self.tls {
+            Some([ca, cert, key]) => {
+                cmd.args([
+                    "--port",
+                    "0",
+                    "--tls-port",
+                    &self.port.to_string(),
+                    "--tls-auth-clients",
+                    "no",
+                ])
+                .arg("--tls-ca-cert-file")
+                .arg(ca)
+                .arg("--tls-cert-file")
+                .arg(cert)
+                .arg("--tls-key-file")
+                .arg(key);
+            }
+            None => {
+                cmd.args(["--port", &self.port.to_string()]);
+            }
+        }
+        let child = cmd
             .args([
-                "--port",
-                &self.port.to_string(),
                 "--bind",
                 "127.0.0.1",
                 "--save",
@@ -52,22 +93,34 @@ impl RedisServer {
                 "--dir",
             ])
             .arg(&self.dir.0)
-            .stdout(Stdio::null())
+            .stdout(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(self.dir.0.join("redis.log"))
+                    .map(Stdio::from)
+                    .unwrap_or_else(|_| Stdio::null()),
+            )
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server (Debian package redis-server; run scripts/setup.sh)");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if self
-                .command(&["PING"])
-                .is_some_and(|r| r.starts_with("+PONG"))
-            {
+            let up = match self.tls {
+                // Listening is as much as a plain client can tell.
+                Some(_) => TcpStream::connect(("127.0.0.1", self.port)).is_ok(),
+                None => self
+                    .command(&["PING"])
+                    .is_some_and(|r| r.starts_with("+PONG")),
+            };
+            if up {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("redis-server did not answer on port {}", self.port);
+        let log = std::fs::read_to_string(self.dir.0.join("redis.log")).unwrap_or_default();
+        panic!("redis-server did not answer on port {}: {log}", self.port);
     }
 
     /// SIGKILL, as a crash.
