@@ -52,17 +52,7 @@ fn replicas(policy_text: &str, n: usize) -> Vec<Gateway> {
 }
 
 fn chat_with(port: u16, key: &str, extra: &[(&str, &str)]) -> Response {
-    let auth = format!("Bearer {key}");
-    let mut headers = vec![("authorization", auth.as_str())];
-    headers.extend_from_slice(extra);
-    try_request(
-        port,
-        "POST",
-        "/v1/chat/completions",
-        &headers,
-        BODY.as_bytes(),
-    )
-    .expect("request")
+    chat_as_on(port, key, BODY, extra).expect("request")
 }
 
 fn cluster_health(gw: &Gateway) -> serde_json::Value {

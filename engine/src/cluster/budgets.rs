@@ -156,6 +156,18 @@ pub struct SharedHold {
 }
 
 impl SharedHold {
+    fn new(cluster: &Arc<Cluster>, groups: Vec<ScopeCaps>, reserved: u64, pending: bool) -> Self {
+        SharedHold {
+            cluster: cluster.clone(),
+            scopes: groups
+                .into_iter()
+                .map(|g| (g.keys, g.expire_at, g.marker))
+                .collect(),
+            reserved,
+            pending,
+        }
+    }
+
     pub fn settle(&mut self, actual: u64) {
         let delta = actual as i64 - self.reserved as i64;
         if delta != 0 {
@@ -265,15 +277,7 @@ pub(crate) async fn reserve(
     if let Some(r) = refused {
         return Ok(Err(r));
     }
-    Ok(Ok(SharedHold {
-        cluster: cluster.clone(),
-        scopes: groups
-            .into_iter()
-            .map(|g| (g.keys, g.expire_at, g.marker))
-            .collect(),
-        reserved: cost,
-        pending: false,
-    }))
+    Ok(Ok(SharedHold::new(cluster, groups, cost, false)))
 }
 
 /// Reserve while Redis is unavailable: within this replica's share of what
@@ -316,15 +320,7 @@ pub(crate) fn reserve_while_down(
             }
         }
     }
-    Ok(SharedHold {
-        cluster: cluster.clone(),
-        scopes: groups
-            .into_iter()
-            .map(|g| (g.keys, g.expire_at, g.marker))
-            .collect(),
-        reserved: cost,
-        pending: true,
-    })
+    Ok(SharedHold::new(cluster, groups, cost, true))
 }
 
 #[cfg(test)]

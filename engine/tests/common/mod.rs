@@ -251,7 +251,17 @@ impl Response {
 /// A chat completion with the client key, to the gateway on `port` (for
 /// threads that cannot borrow the [`Gateway`]).
 pub fn chat_on(port: u16, body: &str, extra: &[(&str, &str)]) -> std::io::Result<Response> {
-    let auth = format!("Bearer {CLIENT_KEY}");
+    chat_as_on(port, CLIENT_KEY, body, extra)
+}
+
+/// [`chat_on`] with another client key.
+pub fn chat_as_on(
+    port: u16,
+    key: &str,
+    body: &str,
+    extra: &[(&str, &str)],
+) -> std::io::Result<Response> {
+    let auth = format!("Bearer {key}");
     let mut headers = vec![
         ("authorization", auth.as_str()),
         ("content-type", "application/json"),
