@@ -147,3 +147,57 @@ fn postgres_down_for_ten_seconds_under_load_loses_nothing_and_counts_nothing_twi
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["total"]["requests"].as_u64(), Some(sent));
 }
+
+#[test]
+fn shipping_over_tls_verifies_the_server() {
+    let (ca, cert, key) = test_chain();
+    let pg = PgServer::start_tls(&cert, &key);
+    let mock = MockServer::start(MockConfig::default()).unwrap();
+    let url = format!("{}?sslmode=require", pg.url());
+    let text = policy(&mock.base_url(), &url);
+    let dir = TempDir::new();
+    let ca_file = dir.0.join("ca.pem");
+    std::fs::write(&ca_file, &ca).unwrap();
+    let empty = dir.0.join("none.pem");
+    std::fs::write(&empty, "").unwrap();
+    let body = r#"{"model":"fast","messages":[{"role":"user","content":"tls"}]}"#;
+    // Trusting the CA: shipped over TLS.
+    let trusting = Gateway::start_logged_env(
+        text.as_bytes(),
+        "p.yaml",
+        &[("SSL_CERT_FILE", ca_file.to_str().unwrap())],
+    );
+    for _ in 0..5 {
+        assert_eq!(trusting.chat(body, &[]).status, 200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fleet_rows(&pg) != 5 {
+        assert!(
+            Instant::now() < deadline,
+            "{} rows shipped",
+            fleet_rows(&pg)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        pg.query("SELECT COUNT(*) FROM pg_stat_ssl WHERE ssl"),
+        "2",
+        "the shipper's connection and psql's are both TLS"
+    );
+    // Not trusting it: nothing crosses, the records stay spooled.
+    let doubting = Gateway::start_logged_env(
+        text.as_bytes(),
+        "p.yaml",
+        &[("SSL_CERT_FILE", empty.to_str().unwrap())],
+    );
+    for _ in 0..3 {
+        assert_eq!(doubting.chat(body, &[]).status, 200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while doubting.metric("switchyard_usage_ship_errors_total") < 1.0 {
+        assert!(Instant::now() < deadline, "no failed attempt");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(doubting.metric("switchyard_usage_spooled"), 3.0);
+    assert_eq!(fleet_rows(&pg), 5);
+}

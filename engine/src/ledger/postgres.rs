@@ -18,6 +18,7 @@
 //! once, under an advisory lock so replicas starting together do not race.
 
 use super::LedgerError;
+use postgres::config::SslMode;
 use postgres::types::ToSql;
 use postgres::{Client, Config, NoTls};
 use rusqlite::Connection;
@@ -27,6 +28,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// Rows per insert (PostgreSQL allows 65 535 parameters; 29 a row).
 const CHUNK: usize = 1000;
@@ -90,8 +92,19 @@ pub fn connect(url: &str) -> Result<Client, LedgerError> {
         .keepalives_idle(Duration::from_secs(10))
         .tcp_user_timeout(Duration::from_secs(10))
         .options("-c statement_timeout=10000");
-    cfg.connect(NoTls)
-        .map_err(|e| LedgerError::Postgres(kind(&e)))
+    let pg = |e: postgres::Error| LedgerError::Postgres(kind(&e));
+    // TLS as `sslmode` says (libpq's default, `prefer`, uses it when the
+    // server offers it), verified against the system's roots
+    // (`SSL_CERT_FILE` names another bundle) and the URL's host.
+    match (cfg.get_ssl_mode(), MakeRustlsConnect::with_native_certs()) {
+        (SslMode::Disable, _) => cfg.connect(NoTls).map_err(pg),
+        (_, Ok((tls, _unreadable))) => cfg.connect(tls).map_err(pg),
+        (SslMode::Prefer, Err(_)) => cfg.connect(NoTls).map_err(pg),
+        (_, Err(_)) => Err(LedgerError::Postgres(
+            "sslmode asks for TLS, and no trusted root certificates were found (SSL_CERT_FILE)"
+                .into(),
+        )),
+    }
 }
 
 /// An error's text without the URL (it may hold a password).

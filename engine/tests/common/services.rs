@@ -169,10 +169,22 @@ pub struct PgServer {
     dir: TempDir,
     bin: std::path::PathBuf,
     running: bool,
+    /// Serving TLS with a certificate and key in the data directory.
+    tls: bool,
 }
 
 impl PgServer {
     pub fn start() -> PgServer {
+        Self::start_with(None)
+    }
+
+    /// A PostgreSQL that offers TLS, with a certificate for `localhost` and
+    /// 127.0.0.1 (signed by the caller's CA).
+    pub fn start_tls(cert_pem: &str, key_pem: &str) -> PgServer {
+        Self::start_with(Some((cert_pem, key_pem)))
+    }
+
+    fn start_with(tls: Option<(&str, &str)>) -> PgServer {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .ok()
             .and_then(|d| {
@@ -187,6 +199,7 @@ impl PgServer {
             dir,
             bin,
             running: false,
+            tls: tls.is_some(),
         };
         if is_root() {
             let ok = Command::new("chown")
@@ -208,6 +221,22 @@ impl PgServer {
             "initdb: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        if let Some((cert, key)) = tls {
+            use std::os::unix::fs::PermissionsExt;
+            for (name, text) in [("server.crt", cert), ("server.key", key)] {
+                let path = data.join(name);
+                std::fs::write(&path, text).unwrap();
+                // PostgreSQL refuses a key others can read.
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+                if is_root() {
+                    Command::new("chown")
+                        .arg("postgres:postgres")
+                        .arg(&path)
+                        .status()
+                        .unwrap();
+                }
+            }
+        }
         let mut pg = pg;
         pg.resume();
         pg
@@ -234,11 +263,18 @@ impl PgServer {
     /// Start (again) on the same port and data.
     pub fn resume(&mut self) {
         let data = self.data();
-        let opts = format!(
+        let mut opts = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
             self.port,
             self.dir.0.display()
         );
+        if self.tls {
+            opts.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                data.join("server.crt").display(),
+                data.join("server.key").display()
+            ));
+        }
         let out = self
             .as_postgres(&self.bin.join("pg_ctl"))
             .args(["-w", "-t", "30", "-o", &opts, "-l"])
@@ -250,8 +286,9 @@ impl PgServer {
             .expect("pg_ctl start");
         assert!(
             out.status.success(),
-            "pg_ctl start: {}",
-            String::from_utf8_lossy(&out.stderr)
+            "pg_ctl start: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(self.dir.0.join("server.log")).unwrap_or_default()
         );
         self.running = true;
     }
