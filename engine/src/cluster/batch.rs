@@ -87,11 +87,10 @@ pub async fn admit(cluster: &Arc<Cluster>, mut ask: Ask) -> Result<Vec<i64>, Cal
 async fn flush(c: &Cluster) {
     let asks: Vec<Ask> = c.batcher.rx.try_iter().collect();
     let mut groups: HashMap<(Vec<String>, Vec<u64>), Vec<Ask>> = HashMap::new();
-    for a in asks {
-        groups
-            .entry((a.keys.clone(), a.rates.clone()))
-            .or_default()
-            .push(a);
+    for mut a in asks {
+        // The group holds the keys and rates; the ask keeps its answer.
+        let group = (std::mem::take(&mut a.keys), std::mem::take(&mut a.rates));
+        groups.entry(group).or_default().push(a);
     }
     let calls = groups.into_iter().flat_map(|((keys, rates), asks)| {
         let mut chunks = Vec::new();

@@ -10,8 +10,8 @@
 //! pending delta and added to Redis once it answers again: nothing is lost.
 
 use super::keys::{budget_key, hold_marker, scope_tag};
-use super::limits::Write;
 use super::link::CallError;
+use super::runner::Write;
 use super::scripts::scripts;
 use super::Cluster;
 use crate::budgets::Cap;
@@ -210,7 +210,7 @@ pub(crate) async fn reserve(
     caps: &[Cap<'_>],
     cost: u64,
 ) -> Result<Result<SharedHold, (usize, u64)>, ()> {
-    let id = cluster.leases.next_id();
+    let id = cluster.next_id();
     let groups = group(caps, &format!("{}#{id}", cluster.config.node));
     let invocations: Vec<_> = groups
         .iter()

@@ -10,7 +10,7 @@
 //! same for every replica.
 
 use super::keys;
-use super::limits::Write;
+use super::runner::Write;
 use super::scripts::scripts;
 use super::Cluster;
 use crate::resilience::cooldown::MAX_COOLDOWN;

@@ -8,55 +8,17 @@
 
 use super::batch::Ask;
 use super::keys::{limit_keys, scope_tag};
+use super::runner::Write;
 use super::Cluster;
 use crate::error::LimitKind;
 use crate::limits::Entry;
 use dashmap::DashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Background writes queued at most; past it they are dropped and counted.
-pub const WRITE_QUEUE: usize = 65_536;
-
-/// What the runner writes to Redis off the request path.
-#[derive(Debug, Clone)]
-pub enum Write {
-    /// Move one scope's buckets by `delta` (see the `ADJUST` script).
-    Adjust {
-        keys: Vec<String>,
-        rates: Vec<u64>,
-        delta: i64,
-    },
-    /// Take `member` out of lease sets.
-    Unlease { keys: Vec<String>, member: String },
-    /// Add `delta` to budget counters (one scope's), exactly once: by a
-    /// hold's marker (`settle`), or by a fresh token (`once`).
-    Spend {
-        keys: Vec<String>,
-        expire_at: Vec<i64>,
-        delta: i64,
-        token: String,
-        settle: bool,
-    },
-    /// Take back a reservation whose answer was lost, if it was made.
-    Unreserve {
-        keys: Vec<String>,
-        expire_at: Vec<i64>,
-        marker: String,
-    },
-    /// Refill a pool that ran low (`pooled` mode).
-    TopUp(Arc<super::pooled::Pool>),
-    /// Record and publish news about an upstream key.
-    KeyHealth(super::health::KeyNews),
-    /// Say when every write queued before this one was performed.
-    Flush(std::sync::mpsc::Sender<()>),
-}
 
 /// The leases this replica holds, for renewal.
 #[derive(Default)]
 pub struct Leases {
-    next: AtomicU64,
     held: DashMap<u64, Arc<Lease>>,
 }
 
@@ -72,11 +34,6 @@ impl Leases {
         self.held.iter().map(|e| e.value().clone()).collect()
     }
 
-    /// A number no other request of this replica gets.
-    pub fn next_id(&self) -> u64 {
-        self.next.fetch_add(1, Ordering::Relaxed)
-    }
-
     pub fn count(&self) -> usize {
         self.held.len()
     }
@@ -89,8 +46,10 @@ struct ScopeCall {
     lease_sets: Vec<String>,
     /// Index in the request's entries of this call's first entry.
     first: usize,
+    /// Per entry its three keys and three rates, as `ADMIT_MANY` takes them
+    /// (moved into the batch).
     keys: Vec<String>,
-    args: Vec<u64>,
+    rates: Vec<u64>,
 }
 
 pub enum Admission {
@@ -158,33 +117,25 @@ impl Drop for ExactPermit {
     }
 }
 
-impl Cluster {
-    /// Queue a background write; a full queue drops it (counted).
-    pub(crate) fn write(&self, w: Write) {
-        if self.writes.try_send(w).is_err() {
-            self.stats.dropped_writes.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
 /// Group the entries by scope, in order (entries of one scope are adjacent).
-fn calls(entries: &[Entry<'_>], tokens: u64) -> Vec<ScopeCall> {
+fn calls(entries: &[Entry<'_>]) -> Vec<ScopeCall> {
     let mut out: Vec<ScopeCall> = Vec::new();
     let mut current: Option<(crate::tenants::ScopeKind, &str)> = None;
+    let mut tag = String::new();
     for (i, e) in entries.iter().enumerate() {
         if current != Some((e.kind, e.name)) {
             current = Some((e.kind, e.name));
+            tag = scope_tag(e.kind, e.name);
             out.push(ScopeCall {
                 rpm_keys: Vec::new(),
                 tpm_keys: Vec::new(),
                 lease_sets: Vec::new(),
                 first: i,
                 keys: Vec::new(),
-                args: vec![tokens],
+                rates: Vec::new(),
             });
         }
         let Some(call) = out.last_mut() else { continue };
-        let tag = scope_tag(e.kind, e.name);
         let [rpm, tpm, conc] = limit_keys(&tag, e.pattern);
         if e.rpm > 0 {
             call.rpm_keys.push((rpm.clone(), e.rpm));
@@ -196,7 +147,7 @@ fn calls(entries: &[Entry<'_>], tokens: u64) -> Vec<ScopeCall> {
             call.lease_sets.push(conc.clone());
         }
         call.keys.extend([rpm, tpm, conc]);
-        call.args.extend([e.rpm, e.tpm, u64::from(e.concurrency)]);
+        call.rates.extend([e.rpm, e.tpm, u64::from(e.concurrency)]);
     }
     out
 }
@@ -209,13 +160,13 @@ pub(crate) async fn admit(
     tokens: u64,
 ) -> Result<Admission, ()> {
     let this = cluster.clone();
-    let calls = calls(entries, tokens);
-    let id = cluster.leases.next_id();
+    let mut calls = calls(entries);
+    let id = cluster.next_id();
     let member = format!("{}#{id}", cluster.config.node);
     // Every scope's admission joins the batch of its scope and entries.
-    let answers = futures_util::future::join_all(calls.iter().map(|c| {
-        let ask = Ask::new(c.keys.clone(), c.args[1..].to_vec(), member.clone(), tokens);
-        super::batch::admit(cluster, ask)
+    let answers = futures_util::future::join_all(calls.iter_mut().map(|c| {
+        let (keys, rates) = (std::mem::take(&mut c.keys), std::mem::take(&mut c.rates));
+        super::batch::admit(cluster, Ask::new(keys, rates, member.clone(), tokens))
     }))
     .await;
     let mut refusal = None;

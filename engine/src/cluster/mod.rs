@@ -113,7 +113,9 @@ pub struct Cluster {
     pub(crate) pools: pooled::Pools,
     pub(crate) budgets: budgets::BudgetBook,
     pub(crate) batcher: batch::Batcher,
-    writes: tokio::sync::mpsc::Sender<limits::Write>,
+    writes: tokio::sync::mpsc::Sender<runner::Write>,
+    /// Numbers leases, holds and once-tokens of this replica.
+    ids: AtomicU64,
 }
 
 /// Request-path timeouts in a row that count as an outage.
@@ -130,7 +132,7 @@ impl Cluster {
         registry: Arc<crate::resilience::health::HealthRegistry>,
     ) -> Result<Arc<Cluster>, String> {
         let link = Link::new(&config).map_err(|e| format!("cluster.redis.url: {e}"))?;
-        let (writes, queue) = tokio::sync::mpsc::channel(limits::WRITE_QUEUE);
+        let (writes, queue) = tokio::sync::mpsc::channel(runner::WRITE_QUEUE);
         let cluster = Arc::new(Cluster {
             config,
             link,
@@ -141,12 +143,18 @@ impl Cluster {
             pools: pooled::Pools::default(),
             budgets: budgets::BudgetBook::default(),
             batcher: batch::Batcher::default(),
+            ids: AtomicU64::new(0),
             writes,
         });
         runner::spawn(cluster.clone(), queue, registry.clone())
             .map_err(|e| format!("cluster thread: {e}"))?;
         registry.share_with(cluster.clone());
         Ok(cluster)
+    }
+
+    /// A number nothing else of this replica gets.
+    pub(crate) fn next_id(&self) -> u64 {
+        self.ids.fetch_add(1, Ordering::Relaxed)
     }
 
     pub fn state(&self) -> ClusterState {
@@ -197,12 +205,12 @@ impl Cluster {
         let node = &self.config.node;
         for w in self
             .budgets
-            .take_pending(|key| keys::once_token(key, node, self.leases.next_id()))
+            .take_pending(|key| keys::once_token(key, node, self.next_id()))
         {
             self.write(w);
         }
         let (done, wait) = std::sync::mpsc::channel();
-        if self.writes.try_send(limits::Write::Flush(done)).is_ok() {
+        if self.writes.try_send(runner::Write::Flush(done)).is_ok() {
             let _ = wait.recv_timeout(within);
         }
     }

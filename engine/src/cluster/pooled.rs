@@ -17,8 +17,9 @@
 //! Concurrency caps are not pooled: a limit set with one is decided per
 //! request in Redis ([`super::limits`]), in both modes.
 
-use super::limits::{Admission, SharedPermit, Write};
+use super::limits::{Admission, SharedPermit};
 use super::link::CallError;
+use super::runner::Write;
 use super::scripts::scripts;
 use super::Cluster;
 use crate::error::LimitKind;
@@ -91,7 +92,7 @@ impl Pools {
 
     /// Take out every pool idle for `idle` (all of them when `idle` is
     /// zero), returning its credit or charging its debt.
-    pub fn drain(&self, idle: Duration) -> Vec<Write> {
+    pub(crate) fn drain(&self, idle: Duration) -> Vec<Write> {
         let now = now_ms();
         let mut out = Vec::new();
         self.map.retain(|_, p| {

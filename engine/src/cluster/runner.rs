@@ -4,7 +4,6 @@
 //! renews the leases of running requests, and performs the writes the
 //! request path queued (settlements, releases), a batch at a time.
 
-use super::limits::Write;
 use super::scripts::scripts;
 use super::{keys, Cluster};
 use crate::resilience::health::HealthRegistry;
@@ -12,6 +11,52 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::Receiver;
+
+/// Background writes queued at most; past it they are dropped and counted.
+pub(super) const WRITE_QUEUE: usize = 65_536;
+
+/// What the runner writes to Redis off the request path.
+#[derive(Debug, Clone)]
+pub(crate) enum Write {
+    /// Move one scope's buckets by `delta` (see the `ADJUST` script).
+    Adjust {
+        keys: Vec<String>,
+        rates: Vec<u64>,
+        delta: i64,
+    },
+    /// Take `member` out of lease sets.
+    Unlease { keys: Vec<String>, member: String },
+    /// Add `delta` to budget counters (one scope's), exactly once: by a
+    /// hold's marker (`settle`), or by a fresh token (`once`).
+    Spend {
+        keys: Vec<String>,
+        expire_at: Vec<i64>,
+        delta: i64,
+        token: String,
+        settle: bool,
+    },
+    /// Take back a reservation whose answer was lost, if it was made.
+    Unreserve {
+        keys: Vec<String>,
+        expire_at: Vec<i64>,
+        marker: String,
+    },
+    /// Refill a pool that ran low (`pooled` mode).
+    TopUp(Arc<super::pooled::Pool>),
+    /// Record and publish news about an upstream key.
+    KeyHealth(super::health::KeyNews),
+    /// Say when every write queued before this one was performed.
+    Flush(std::sync::mpsc::Sender<()>),
+}
+
+impl Cluster {
+    /// Queue a background write; a full queue drops it (counted).
+    pub(crate) fn write(&self, w: Write) {
+        if self.writes.try_send(w).is_err() {
+            self.stats.dropped_writes.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
 
 /// Writes performed together (pipelined on the one connection).
 const BATCH: usize = 512;
@@ -95,7 +140,7 @@ async fn heartbeat(c: &Cluster) {
                 // every beat hands the book over.)
                 let mut owed = c
                     .budgets
-                    .take_pending(|key| keys::once_token(key, &c.config.node, c.leases.next_id()));
+                    .take_pending(|key| keys::once_token(key, &c.config.node, c.next_id()));
                 let written = owed.is_empty() || perform(c, &mut owed).await;
                 c.budgets.prune(jiff::Timestamp::now().as_millisecond());
                 if written {
@@ -188,7 +233,7 @@ async fn perform(c: &Cluster, batch: &mut Vec<Write>) -> bool {
     let mut top_ups = Vec::new();
     let mut invocations = Vec::new();
     let mut flushed = Vec::new();
-    // A budget write that fails is kept to send again.
+    // Per invocation, the budget write to keep if it fails.
     let mut owed = Vec::new();
     coalesce(batch);
     for w in batch.drain(..) {
@@ -203,7 +248,6 @@ async fn perform(c: &Cluster, batch: &mut Vec<Write>) -> bool {
                     inv.arg(r);
                 }
                 invocations.push(inv);
-                owed.push(None);
             }
             Write::Unlease { keys, member } => {
                 let mut inv = scripts().unlease.prepare_invoke();
@@ -212,7 +256,6 @@ async fn perform(c: &Cluster, batch: &mut Vec<Write>) -> bool {
                 }
                 inv.arg(member);
                 invocations.push(inv);
-                owed.push(None);
             }
             Write::Spend {
                 keys,
@@ -233,7 +276,6 @@ async fn perform(c: &Cluster, batch: &mut Vec<Write>) -> bool {
                     inv.arg(e);
                 }
                 invocations.push(inv);
-                owed.push(Some((token.clone(), w.clone())));
             }
             Write::Unreserve {
                 keys,
@@ -249,14 +291,21 @@ async fn perform(c: &Cluster, batch: &mut Vec<Write>) -> bool {
                     inv.arg(e);
                 }
                 invocations.push(inv);
-                owed.push(Some((marker.clone(), w.clone())));
             }
             Write::KeyHealth(news) => {
                 invocations.push(super::health::announce(news));
-                owed.push(None);
             }
             Write::TopUp(pool) => top_ups.push(pool.clone()),
             Write::Flush(done) => flushed.push(done.clone()),
+        }
+        // Budget writes are kept to send again should this one fail (each
+        // is applied once, by its token, however often it is sent).
+        match &w {
+            Write::Spend { token, .. } | Write::Unreserve { marker: token, .. } => {
+                owed.push(Some((token.clone(), w)))
+            }
+            Write::TopUp(_) | Write::Flush(_) => {}
+            _ => owed.push(None),
         }
     }
     let writes = futures_util::future::join_all(

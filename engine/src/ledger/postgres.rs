@@ -268,7 +268,7 @@ impl Worker {
             return Ok(0);
         };
         let through = watermark(sqlite, &self.ledger)?;
-        let spooled = count_after(sqlite, &self.ledger, through)?;
+        let mut spooled = count_after(sqlite, &self.ledger, through)?;
         self.stats.spooled.store(spooled, Ordering::Relaxed);
         if spooled == 0 {
             return Ok(0);
@@ -295,10 +295,8 @@ impl Worker {
             self.stats
                 .shipped
                 .fetch_add(rows.len() as u64, Ordering::Relaxed);
-            self.stats.spooled.fetch_sub(
-                (rows.len() as u64).min(self.stats.spooled.load(Ordering::Relaxed)),
-                Ordering::Relaxed,
-            );
+            spooled = spooled.saturating_sub(rows.len() as u64);
+            self.stats.spooled.store(spooled, Ordering::Relaxed);
         }
         Ok(shipped)
     }

@@ -135,11 +135,26 @@ fn snapshot_bytes(file: &Path, model_dir: Option<&Path>) -> Result<Vec<u8>, Stri
         Snapshot::from_bytes(&raw).map_err(|e| e.to_string())?;
         return Ok(raw);
     }
+    compile_embedded(file, model_dir)
+}
+
+/// A YAML policy compiled, its route utterances embedded, as snapshot bytes.
+fn compile_embedded(file: &Path, model_dir: Option<&Path>) -> Result<Vec<u8>, String> {
     let mut compiled = policy::compile_file(file).map_err(|e| e.to_string())?;
     print_warnings(&compiled.warnings);
     if policy::needs_embedding(&compiled.policy) {
         let mut encoder = route_encoder(model_dir)?;
         policy::embed_routes(&mut compiled.policy, &mut encoder).map_err(|e| e.to_string())?;
+        let routes = &compiled.policy.routing.routes;
+        println!(
+            "embedded {} utterances of {} routes with encoder {}…",
+            routes
+                .iter()
+                .map(|r| r.utterances.len() + r.negatives.len())
+                .sum::<usize>(),
+            routes.len(),
+            &encoder.model_id[..12.min(encoder.model_id.len())]
+        );
     }
     snapshot::encode(&compiled.policy, snapshot::now_unix()).map_err(|e| e.to_string())
 }
@@ -194,24 +209,7 @@ fn publish(
 }
 
 fn compile(file: &Path, output: &Path, model_dir: Option<&Path>) -> Result<(), String> {
-    let mut compiled = policy::compile_file(file).map_err(|e| e.to_string())?;
-    print_warnings(&compiled.warnings);
-    if policy::needs_embedding(&compiled.policy) {
-        let mut encoder = route_encoder(model_dir)?;
-        policy::embed_routes(&mut compiled.policy, &mut encoder).map_err(|e| e.to_string())?;
-        let routes = &compiled.policy.routing.routes;
-        println!(
-            "embedded {} utterances of {} routes with encoder {}…",
-            routes
-                .iter()
-                .map(|r| r.utterances.len() + r.negatives.len())
-                .sum::<usize>(),
-            routes.len(),
-            &encoder.model_id[..12.min(encoder.model_id.len())]
-        );
-    }
-    let bytes =
-        snapshot::encode(&compiled.policy, snapshot::now_unix()).map_err(|e| e.to_string())?;
+    let bytes = compile_embedded(file, model_dir)?;
     let snap = Snapshot::from_bytes(&bytes).map_err(|e| e.to_string())?;
     write_atomically(output, &bytes)
         .map_err(|e| format!("cannot write {}: {e}", output.display()))?;
