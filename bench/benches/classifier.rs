@@ -43,6 +43,7 @@ fn encoder(c: &mut Criterion) {
     let options = EncoderOptions {
         max_tokens: 256,
         intra_threads: 1,
+        segment_edge: None,
     };
     let mut enc = Encoder::load(&files, &options).expect("encoder loads");
     let mut g = c.benchmark_group("classifier/encoder");

@@ -6,7 +6,7 @@
 
 use crate::error::{ClassifierError, Result};
 use crate::files::ModelFiles;
-use crate::pooling::{l2_normalize, mean_pool, softmax};
+use crate::pooling::{l2_normalize, mean_pool, segment_pool, softmax};
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 use ort::value::{Tensor, ValueType};
@@ -42,6 +42,10 @@ pub struct EncoderOptions {
     /// ONNX Runtime intra-op threads per session. One keeps inference from
     /// competing with the proxy's own threads for the cores.
     pub intra_threads: usize,
+    /// Token-state encoders only: append the two end segments of
+    /// [`segment_pool`] to the mean vector (a label head trained on them
+    /// asks for them; routes read only the mean part).
+    pub segment_edge: Option<usize>,
 }
 
 impl Default for EncoderOptions {
@@ -49,6 +53,7 @@ impl Default for EncoderOptions {
         EncoderOptions {
             max_tokens: DEFAULT_MAX_TOKENS,
             intra_threads: 1,
+            segment_edge: None,
         }
     }
 }
@@ -68,6 +73,7 @@ pub struct Encoder {
     signature: Signature,
     output: OutputKind,
     output_name: String,
+    segment_edge: Option<usize>,
 }
 
 impl Encoder {
@@ -94,6 +100,7 @@ impl Encoder {
             signature,
             output,
             output_name,
+            segment_edge: options.segment_edge,
         })
     }
 
@@ -110,6 +117,15 @@ impl Encoder {
         match &self.output {
             OutputKind::TokenStates { dim } | OutputKind::Pooled { dim } => *dim,
             OutputKind::Logits { labels } => labels.len(),
+        }
+    }
+
+    /// Length of the vectors [`Encoder::embed`] returns: [`Encoder::dim`],
+    /// or three times it with end segments.
+    pub fn feature_dim(&self) -> usize {
+        match (&self.output, self.segment_edge) {
+            (OutputKind::TokenStates { dim }, Some(_)) => 3 * dim,
+            _ => self.dim(),
         }
     }
 
@@ -192,7 +208,11 @@ impl Encoder {
         let (dims, data) = value.try_extract_tensor::<f32>().map_err(infer)?;
         let dims: Vec<usize> = dims.iter().map(|d| (*d).max(0) as usize).collect();
         let mut vectors = match (&self.output, dims.as_slice()) {
-            (OutputKind::TokenStates { .. }, [b, s, d]) => mean_pool(data, &mask, *b, *s, *d),
+            (OutputKind::TokenStates { .. }, [b, s, d]) => match self.segment_edge {
+                // Each part is normalised on its own.
+                Some(edge) => return Ok(segment_pool(data, &mask, *b, *s, *d, edge)),
+                None => mean_pool(data, &mask, *b, *s, *d),
+            },
             (OutputKind::Pooled { .. } | OutputKind::Logits { .. }, [b, d]) => {
                 (0..*b).map(|i| data[i * d..(i + 1) * d].to_vec()).collect()
             }

@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 /// policies name in label rules.
 pub const BUILTIN_LABELS: [&str; 7] = policy::TASK_LABELS;
 
+/// A label's threshold when the head carries none.
+pub const DEFAULT_THRESHOLD: f32 = 0.5;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LabelHead {
     /// sha256 of the encoder graph the head was trained on.
@@ -20,9 +23,20 @@ pub struct LabelHead {
     /// Word pieces the encoder read when the head was trained; the engine
     /// runs the encoder at the same bound.
     pub max_tokens: usize,
+    /// The head reads the encoder's mean vector followed by its two end
+    /// segments of this many word pieces (`pooling::segment_pool`); None:
+    /// the mean vector alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment_edge: Option<usize>,
     /// `labels × dim`, row-major.
     pub weights: Vec<f32>,
     pub bias: Vec<f32>,
+    /// Per label, the probability below which the label is uncertain:
+    /// chosen on prompts from sources the head was not trained on (see
+    /// REPORT.md). A label rule without `min_score` needs its label's
+    /// threshold; empty means 0.5 for every label.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thresholds: Vec<f32>,
     /// How it was made: command, data, split, test metrics.
     #[serde(default)]
     pub provenance: serde_json::Value,
@@ -65,6 +79,19 @@ impl LabelHead {
         {
             return Err(ClassifierError::Head("non-finite weight".into()));
         }
+        if !self.thresholds.is_empty()
+            && (self.thresholds.len() != n
+                || self.thresholds.iter().any(|t| !(0.0..=1.0).contains(t)))
+        {
+            return Err(ClassifierError::Head(format!(
+                "thresholds need one probability in [0, 1] per label ({n})"
+            )));
+        }
+        if self.segment_edge == Some(0) {
+            return Err(ClassifierError::Head(
+                "segment_edge must be at least 1".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -94,6 +121,20 @@ impl LabelHead {
         (self.labels.get(i).map(String::as_str).unwrap_or(""), p)
     }
 
+    /// The probability label `index` must reach to be more than uncertain.
+    pub fn threshold(&self, index: usize) -> f32 {
+        self.thresholds
+            .get(index)
+            .copied()
+            .unwrap_or(DEFAULT_THRESHOLD)
+    }
+
+    /// Whether the most probable label is below its threshold.
+    pub fn uncertain(&self, probabilities: &[f32]) -> bool {
+        let (label, p) = self.top(probabilities);
+        self.index_of(label).is_some_and(|i| p < self.threshold(i))
+    }
+
     pub fn index_of(&self, label: &str) -> Option<usize> {
         self.labels.iter().position(|l| l == label)
     }
@@ -112,8 +153,8 @@ mod tests {
             (384, crate::encoder::DEFAULT_MAX_TOKENS)
         );
         // The sha256 scripts/models.sh pins for minilm/model.onnx.
-        let setup = include_str!("../../scripts/models.sh");
-        assert!(setup.contains(&format!("minilm/model.onnx|{}", head.encoder)));
+        let pins = include_str!("../heads/encoder.sha256");
+        assert!(pins.contains(&format!("{}  minilm/model.onnx", head.encoder)));
     }
 
     #[test]
@@ -123,8 +164,10 @@ mod tests {
             labels: vec!["a".into(), "b".into()],
             dim: 2,
             max_tokens: 64,
+            segment_edge: None,
             weights: vec![8., 0., 0., 8.],
             bias: vec![0., 0.],
+            thresholds: vec![],
             provenance: serde_json::Value::Null,
         };
         head.validate().unwrap();
@@ -132,10 +175,34 @@ mod tests {
         assert!(p[0] > 0.99 && (p[0] + p[1] - 1.0).abs() < 1e-6);
         assert_eq!(head.top(&p).0, "a");
         assert_eq!(head.top(&head.probabilities(&[0., 1.])).0, "b");
-        let bad = LabelHead {
-            bias: vec![0.],
-            ..head
+        // Thresholds: empty means 0.5; else one per label.
+        assert_eq!(head.threshold(1), 0.5);
+        assert!(!head.uncertain(&[0.45, 0.55]) && head.uncertain(&[0.45, 0.40]));
+        let calibrated = LabelHead {
+            thresholds: vec![0.3, 0.9],
+            ..head.clone()
         };
-        assert!(bad.validate().is_err());
+        calibrated.validate().unwrap();
+        assert!(calibrated.uncertain(&[0.2, 0.8]) && !calibrated.uncertain(&[0.6, 0.4]));
+        for bad in [
+            LabelHead {
+                bias: vec![0.],
+                ..head.clone()
+            },
+            LabelHead {
+                thresholds: vec![0.5],
+                ..head.clone()
+            },
+            LabelHead {
+                thresholds: vec![0.5, 1.5],
+                ..head.clone()
+            },
+            LabelHead {
+                segment_edge: Some(0),
+                ..head
+            },
+        ] {
+            assert!(bad.validate().is_err());
+        }
     }
 }

@@ -23,7 +23,7 @@ pub mod window;
 pub use encoder::{Encoder, EncoderOptions, OutputKind, Signature};
 pub use error::{ClassifierError, Result};
 pub use files::ModelFiles;
-pub use head::{LabelHead, BUILTIN_LABELS};
+pub use head::{LabelHead, BUILTIN_LABELS, DEFAULT_THRESHOLD};
 pub use policy_encoder::{RouteEncoder, ServiceEncoder};
 pub use routes::{RouteScore, RouteSet, RouteVectors};
 pub use service::{ClassifierService, Embedded, ServiceOptions, ServiceStats};

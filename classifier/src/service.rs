@@ -95,6 +95,7 @@ pub struct ClassifierService {
     stats: Arc<ServiceStats>,
     model_id: String,
     dim: usize,
+    feature_dim: usize,
 }
 
 impl ClassifierService {
@@ -105,10 +106,11 @@ impl ClassifierService {
         let (tx, rx) = crossbeam_channel::bounded::<Job>(options.queue.max(1));
         let cache = Arc::new(EmbeddingCache::new(options.cache_entries));
         let stats = Arc::new(ServiceStats::default());
-        let mut dim = 0;
+        let (mut dim, mut feature_dim) = (0, 0);
         for i in 0..options.threads.max(1) {
             let encoder = Encoder::load(files, &options.encoder)?;
             dim = encoder.dim();
+            feature_dim = encoder.feature_dim();
             let worker = Worker {
                 encoder,
                 rx: rx.clone(),
@@ -127,6 +129,7 @@ impl ClassifierService {
             stats,
             model_id,
             dim,
+            feature_dim,
         })
     }
 
@@ -136,8 +139,16 @@ impl ClassifierService {
         &self.model_id
     }
 
+    /// The sentence vector's length: the first `dim` numbers of every
+    /// vector this service returns, what routes compare.
     pub fn dim(&self) -> usize {
         self.dim
+    }
+
+    /// The whole vector's length (with end segments when asked for): what
+    /// a label head reads.
+    pub fn feature_dim(&self) -> usize {
+        self.feature_dim
     }
 
     pub fn stats(&self) -> &ServiceStats {

@@ -170,6 +170,7 @@ fn the_builtin_head_labels_plain_prompts() {
     let head = classifier::LabelHead::builtin().unwrap();
     let options = EncoderOptions {
         max_tokens: head.max_tokens,
+        segment_edge: head.segment_edge,
         ..EncoderOptions::default()
     };
     let mut enc = Encoder::load(&ModelFiles::in_dir(&dir), &options).unwrap();

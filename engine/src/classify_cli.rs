@@ -47,11 +47,12 @@ pub fn run(a: ClassifyArgs) -> Result<(), String> {
         encoder: EncoderOptions {
             max_tokens: head.max_tokens,
             intra_threads: 1,
+            segment_edge: head.segment_edge,
         },
         ..ServiceOptions::default()
     };
     let service = ClassifierService::start(&files, &options).map_err(|e| e.to_string())?;
-    let fits = head.encoder == service.model_id();
+    let fits = head.encoder == service.model_id() && head.dim == service.feature_dim();
     if !fits {
         eprintln!(
             "warning: the built-in head was trained on another encoder; labels are not shown"
@@ -100,10 +101,11 @@ pub fn run(a: ClassifyArgs) -> Result<(), String> {
         let window = prompt_window(system.as_deref(), &text);
         let e = service.embed_blocking(&window).map_err(|e| e.to_string())?;
         let probs = fits.then(|| head.probabilities(&e.vector));
+        let sentence = e.vector.get(..service.dim()).unwrap_or(&e.vector);
         let (label, p) = probs.as_ref().map_or(("-", 0.0), |p| head.top(p));
         let best_route = routes.and_then(|set| {
             (0..set.routes.len())
-                .filter_map(|i| set.score(i, &e.vector).map(|s| (i, s)))
+                .filter_map(|i| set.score(i, sentence).map(|s| (i, s)))
                 .max_by(|x, y| x.1.score.total_cmp(&y.1.score))
                 .map(|(i, s)| (set.routes[i].name.as_str(), s))
         });
@@ -121,7 +123,8 @@ pub fn run(a: ClassifyArgs) -> Result<(), String> {
                     .map(|r| {
                         let scores = Scores::Ready {
                             labels: probs.as_deref(),
-                            vector: &e.vector,
+                            thresholds: &head.thresholds,
+                            vector: sentence,
                             routes,
                         };
                         let cheap = Facts {

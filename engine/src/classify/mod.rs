@@ -108,11 +108,12 @@ fn start(routing: &ArchivedRouting, files: &ModelFiles) -> classifier::Result<Cl
         encoder: EncoderOptions {
             max_tokens: head.max_tokens,
             intra_threads: 1,
+            segment_edge: head.segment_edge,
         },
         ..ServiceOptions::default()
     };
     let service = ClassifierService::start(files, &options)?;
-    let fits = head.encoder == service.model_id() && head.dim == service.dim();
+    let fits = head.encoder == service.model_id() && head.dim == service.feature_dim();
     Ok(Classifier {
         service,
         head: fits.then_some(head),
@@ -128,6 +129,9 @@ pub struct RouteDecision {
     pub alias: usize,
     /// The most probable built-in label, when the prompt was classified.
     pub label: Option<(&'static str, f32)>,
+    /// The label is below its calibrated threshold: label rules without
+    /// `min_score` did not take it.
+    pub uncertain: bool,
     /// What the deciding rule scored (label probability or similarity).
     pub score: Option<f32>,
     /// `cached`, `computed`, `unavailable` or `not_needed`.
@@ -147,7 +151,11 @@ impl RouteDecision {
             ("x-switchyard-route-classifier", self.classifier.to_string()),
         ];
         if let Some((label, p)) = self.label {
-            out.push(("x-switchyard-route-label", format!("{label};p={p:.3}")));
+            let mark = if self.uncertain { ";uncertain" } else { "" };
+            out.push((
+                "x-switchyard-route-label",
+                format!("{label};p={p:.3}{mark}"),
+            ));
         }
         if let Some(score) = self.score {
             out.push(("x-switchyard-route-score", format!("{score:.3}")));
@@ -175,6 +183,7 @@ pub async fn decide(
     };
     let mut classifier = "not_needed";
     let mut label = None;
+    let mut uncertain = false;
     let started = Instant::now();
     let mut wait_us = 0;
     let mut outcome = rules::evaluate(router, &cheap, &Scores::Pending);
@@ -196,6 +205,7 @@ pub async fn decide(
                 let probabilities = c.head.as_ref().map(|h| h.probabilities(&vector));
                 if let (Some(h), Some(p)) = (c.head.as_ref(), probabilities.as_ref()) {
                     let (name, score) = h.top(p);
+                    uncertain = h.uncertain(p);
                     label = policy::TASK_LABELS
                         .iter()
                         .find(|l| **l == name)
@@ -209,7 +219,8 @@ pub async fn decide(
                     &cheap,
                     &Scores::Ready {
                         labels: probabilities.as_deref(),
-                        vector: &vector,
+                        thresholds: c.head.as_ref().map_or(&[], |h| &h.thresholds),
+                        vector: vector.get(..c.service.dim()).unwrap_or(&vector),
                         routes,
                     },
                 )
@@ -232,6 +243,7 @@ pub async fn decide(
         rule,
         alias,
         label,
+        uncertain,
         score,
         classifier,
         wait_us,

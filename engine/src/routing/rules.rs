@@ -25,6 +25,10 @@ pub enum Scores<'a> {
         /// Built-in label probabilities; None when the head does not fit the
         /// running encoder.
         labels: Option<&'a [f32]>,
+        /// Per label, the probability a label rule without `min_score`
+        /// needs (the head's calibrated thresholds); empty: 0.5 each.
+        thresholds: &'a [f32],
+        /// The sentence vector routes compare (without end segments).
         vector: &'a [f32],
         /// None when the policy's route vectors came from another encoder.
         routes: Option<&'a RouteSet>,
@@ -45,8 +49,9 @@ pub enum Outcome {
     },
 }
 
-/// The default a label rule's probability must reach.
-pub const DEFAULT_LABEL_SCORE: f32 = 0.5;
+/// The default a label rule's probability must reach when the head
+/// carries no threshold for the label.
+pub const DEFAULT_LABEL_SCORE: f32 = classifier::DEFAULT_THRESHOLD;
 
 pub fn evaluate(router: &ArchivedRouter, facts: &Facts<'_>, scores: &Scores<'_>) -> Outcome {
     for (index, rule) in router.rules.iter().enumerate() {
@@ -61,10 +66,13 @@ pub fn evaluate(router: &ArchivedRouter, facts: &Facts<'_>, scores: &Scores<'_>)
             Scores::Unavailable => continue,
             Scores::Ready {
                 labels,
+                thresholds,
                 vector,
                 routes,
             } => {
-                if let Some(score) = classifier_condition(rule, *labels, vector, *routes) {
+                if let Some(score) =
+                    classifier_condition(rule, *labels, thresholds, vector, *routes)
+                {
                     return Outcome::Rule {
                         index,
                         score: Some(score),
@@ -94,13 +102,19 @@ fn cheap_conditions_hold(rule: &ArchivedRule, facts: &Facts<'_>) -> bool {
 fn classifier_condition(
     rule: &ArchivedRule,
     labels: Option<&[f32]>,
+    thresholds: &[f32],
     vector: &[f32],
     routes: Option<&RouteSet>,
 ) -> Option<f32> {
     let min = rule.min_score.as_ref().map(|s| s.to_native());
     if let Some(label) = rule.label.as_ref() {
-        let p = *labels?.get(label.to_native() as usize)?;
-        return (p >= min.unwrap_or(DEFAULT_LABEL_SCORE)).then_some(p);
+        let i = label.to_native() as usize;
+        let p = *labels?.get(i)?;
+        // An operator's min_score wins; else the label's calibrated
+        // threshold, so an uncertain label falls through to the next rule.
+        let floor =
+            min.unwrap_or_else(|| thresholds.get(i).copied().unwrap_or(DEFAULT_LABEL_SCORE));
+        return (p >= floor).then_some(p);
     }
     let route = rule.route.as_ref()?.to_native() as usize;
     let s = routes?.score(route, vector)?;
@@ -130,6 +144,45 @@ mod tests {
             has_image: image,
             tier,
         }
+    }
+
+    #[test]
+    fn an_uncertain_label_falls_through_unless_the_rule_sets_min_score() {
+        let s = router();
+        let r = s.policy().routing.router("auto").unwrap();
+        let labels = policy::TASK_LABELS.map(|l| if l == "code" { 0.6 } else { 0.4 / 6.0 });
+        let with = |thresholds: &'static [f32]| Scores::Ready {
+            labels: Some(&labels),
+            thresholds,
+            vector: &[1.0, 0.0],
+            routes: None,
+        };
+        // No thresholds: 0.5, so gold-code (no min_score) takes 0.6.
+        assert!(matches!(
+            evaluate(r, &facts(10, false, "gold"), &with(&[])),
+            Outcome::Rule { index: 2, .. }
+        ));
+        // Code's calibrated threshold is 0.65: gold-code falls through, and
+        // `code` keeps its own min_score (0.7): the default serves.
+        let calibrated: &'static [f32] = &[0.65, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5];
+        assert_eq!(
+            evaluate(r, &facts(10, false, "gold"), &with(calibrated)),
+            Outcome::Default
+        );
+        // An operator's min_score below the threshold still wins.
+        let low: &'static [f32] = &[0.99, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5];
+        let mut at_half = labels;
+        at_half[0] = 0.75;
+        let scores = Scores::Ready {
+            labels: Some(&at_half),
+            thresholds: low,
+            vector: &[1.0, 0.0],
+            routes: None,
+        };
+        assert!(matches!(
+            evaluate(r, &facts(10, false, ""), &scores),
+            Outcome::Rule { index: 3, .. }
+        ));
     }
 
     #[test]
@@ -177,6 +230,7 @@ mod tests {
         };
         let ready = |vector: &'static [f32], labels: &'static [f32]| Scores::Ready {
             labels: Some(labels),
+            thresholds: &[],
             vector,
             routes: None,
         };
@@ -195,6 +249,7 @@ mod tests {
         );
         let with_routes = Scores::Ready {
             labels: Some(labels),
+            thresholds: &[],
             vector: &[1.0, 0.0],
             routes: Some(&routes),
         };
