@@ -1,20 +1,29 @@
 """Builds the labelled prompt set for the classifier's built-in labels.
 
-Reads only packages from PyPI (pinned in train.sh): evals (jsonl sets under
-evals/registry/data/), bigbench (task.json files of the sdist) and
-reasoning-gym (codeio.jsonl.gz). Standard library only.
+Reads only packages from PyPI (pinned in train.sh). Training families, each
+a different author's style, so that no label is learnt from one package:
+- evals: jsonl sets under evals/registry/data/ (system and last user
+  message kept apart; the classifier sees them through its window);
+- bigbench: task.json files of the sdist, with the task's own prefixes;
+- reasoning-gym: codeio.jsonl.gz;
+- icalfa: NL2Bash requests (code asked for in plain English);
+- promptsource: the instruction templates its contributors wrote for
+  public data sets (promptsource_forms.py), filled with articles above;
+- switchyard-forms: everyday phrasings with hard negatives (forms.py),
+  filled with the packages' own content.
+Evaluation families, never trained on (eval_sets.py): `handwritten` and
+`registry` (packages no training row comes from); split "eval".
 
-Every example becomes a prompt as a user would send it: for evals sets the
-system messages and the last user message are kept apart (the classifier
-sees them through its window); for bigbench the task's own prefixes are
-applied. SOURCES below says which set feeds which label and how many
-examples it may give. Examples are deduplicated on normalised text; the
-split is fixed by a hash of that text (70% train, 15% validation, 15% test),
-so adding a source never moves an existing example between splits.
+Examples are deduplicated on normalised text, and a training row equal to
+an evaluation prompt is dropped. The split of a training row is fixed by a
+hash of its text (70% train, 15% validation, 15% test), so adding a source
+never moves an existing example between splits.
 
-usage: build_dataset.py <evals.whl> <bigbench.tar.gz> <reasoning_gym.whl> <out.jsonl>
+usage: build_dataset.py --evals W --bigbench T --gym W --icalfa W
+       --promptsource T --eval-packages DIR --handwritten F --out F
 """
 
+import argparse
 import gzip
 import hashlib
 import io
@@ -24,6 +33,10 @@ import re
 import sys
 import tarfile
 import zipfile
+
+import eval_sets
+import forms
+import promptsource_forms
 
 # label -> [(package, set, cap, how)]
 SOURCES = {
@@ -38,7 +51,7 @@ SOURCES = {
         ("bigbench", "auto_debugging", 40, "prefixed"),
         ("bigbench", "semantic_parsing_spider", 120, "prefixed"),
         ("reasoning_gym", "codeio", 120, "codeio"),
-        ("reasoning_gym", "codeio", 160, "templated_code"),
+        ("icalfa", "nl2bash", 200, "nl2bash"),
     ],
     "math": [
         ("evals", "simple_math", 60, "messages"),
@@ -53,12 +66,12 @@ SOURCES = {
         ("bigbench", "arithmetic/2_digit_multiplication", 30, "prefixed"),
         ("bigbench", "arithmetic/3_digit_division", 30, "prefixed"),
         ("bigbench", "chinese_remainder_theorem", 60, "prefixed"),
+        ("bigbench", "physics_questions", 50, "raw"),
     ],
     "summarize": [
         ("bigbench", "gem/xsum", 180, "prefixed"),
         ("bigbench", "gem/wikilingua_en", 180, "prefixed"),
         ("evals", "consensus_summary", 120, "messages"),
-        ("bigbench", "gem/xsum", 200, "templated_summarize"),
     ],
     "extract": [
         ("evals", "ner_finance", 120, "messages"),
@@ -68,7 +81,6 @@ SOURCES = {
         ("evals", "research-question-extraction", 40, "messages"),
         ("evals", "utility_price_parsing", 80, "messages"),
         ("evals", "invoices", 80, "messages"),
-        ("bigbench", "gem/wikilingua_en", 200, "templated_extract"),
     ],
     "translate": [
         ("evals", "chinese_hard_translations", 120, "messages"),
@@ -78,77 +90,37 @@ SOURCES = {
         ("evals", "sindarin_fluency", 80, "messages"),
         ("evals", "japanese_approval", 80, "messages"),
         ("bigbench", "conlang_translation", 200, "prefixed"),
-        ("bigbench", "gem/xsum", 160, "templated_translate"),
     ],
     "creative": [
         ("bigbench", "natural_instructions/subtask059_ropes_story_generation", 200, "story"),
         ("bigbench", "gem/common_gen", 160, "concepts"),
         ("evals", "unwanted-rhyming", 15, "messages"),
-        ("bigbench", "gem/common_gen", 300, "templated_creative"),
     ],
     "chat": [
         ("bigbench", "topical_chat", 300, "last_turn"),
         ("bigbench", "intent_recognition", 200, "utterance"),
         ("bigbench", "gem/schema_guided_dialog", 200, "user_quote"),
+        ("bigbench", "known_unknowns", 46, "raw"),
+        ("bigbench", "strategyqa", 120, "raw"),
     ],
 }
 
-# Requests phrased the way people type them are scarce in these packages
-# (bigbench writes "summarize: <article>"). These instructions, filled with
-# the packages' own content (xsum/wikilingua articles, codeio code and task
-# descriptions, common_gen concept sets), add them; the same articles appear
-# under summarize, extract and translate, so only the instruction tells the
-# labels apart. Tagged `templated` so the report can leave them out.
-SUMMARIZE_FORMS = [
-    "Summarize the following article in {n} sentences: {doc}",
-    "TL;DR this for me:\n{doc}",
-    "Give me a brief summary of this text.\n\n{doc}",
-    "Can you condense this into a few bullet points?\n{doc}",
-    "{doc}\n\nSummarize the above in one paragraph.",
-    "Write an executive summary of the following report: {doc}",
-    "What are the key points of this article? {doc}",
-    "Please shorten this to a two-line abstract: {doc}",
-]
-EXTRACT_FORMS = [
-    "Extract all person names mentioned in this text as a JSON list: {doc}",
-    "List every date and place that appears in the following article: {doc}",
-    "Pull out the company names and amounts of money from this text: {doc}",
-    "From the article below, extract the people, organisations and locations.\n{doc}",
-    "Find all the numbers in this passage and return them with their units: {doc}",
-    "Return a JSON object with the fields who, what, when and where for this news item: {doc}",
-]
-TRANSLATE_FORMS = [
-    "Translate the following into French: {doc}",
-    "How do you say this in Spanish? {doc}",
-    "Please translate to German: {doc}",
-    "Translate this paragraph into Japanese:\n{doc}",
-    "Render the following text in Italian: {doc}",
-    "{doc}\n\nTranslate the above into Portuguese.",
-]
-CODE_FORMS = [
-    "Implement this in Python: {desc}",
-    "Write a JavaScript function for the following task. {desc}",
-    "Fix the bug in this code:\n{code}",
-    "Refactor this function to be more readable:\n{code}",
-    "Add unit tests for the following code:\n{code}",
-    "Explain what this code does, line by line:\n{code}",
-    "Port this Python code to Rust:\n{code}",
-]
-# Creative requests are scarce in these packages; these forms, filled with
-# the concept sets of gem/common_gen, stand in for them.
-CREATIVE_FORMS = [
-    "Write a short story about {t}.",
-    "Write a poem about {t}.",
-    "Compose a haiku about {t}.",
-    "Write a limerick featuring {t}.",
-    "Write song lyrics about {t}.",
-    "Write a bedtime fairy tale involving {t}.",
-    "Write a funny tweet about {t}.",
-    "Draft the opening paragraph of a novel that involves {t}.",
-    "Write a sonnet inspired by {t}.",
-    "Invent a dialogue between two characters about {t}.",
-    "Come up with a catchy slogan for {t}.",
-    "Write a creative product description for {t}.",
+# Form families: label -> [(what, cap)]; see forms.py and promptsource_forms.py.
+FORM_CAPS = {
+    "summarize": [("articles", 320), ("dialogues", 60), ("promptsource", 300)],
+    "extract": [("articles", 240), ("records", 72), ("promptsource", 300)],
+    "translate": [("to", 240), ("from", 80)],
+    "code": [("with_code", 160), ("requests", 260), ("agent", 60)],
+    "math": [("forms", 160), ("promptsource", 100)],
+    "creative": [("forms", 300), ("from_text", 150)],
+    "chat": [("forms", 120)],
+}
+
+# Questions a reader asks of a passage, for promptsource's reading templates.
+PASSAGE_QUESTIONS = [
+    "Who is mentioned first?", "When did this happen?", "Where did the events take place?",
+    "How many people were involved?", "What was the result?", "Which organisation is responsible?",
+    "What reason is given for the decision?", "Who made the announcement?",
 ]
 
 
@@ -215,8 +187,6 @@ def bigbench_rows(tar, members, task, how):
                 yield f"{text.strip()}\n\nWrite a story regarding the background paragraph above."
             elif how == "concepts":
                 yield "Write a sentence that uses all of these concepts: " + ", ".join(text.split())
-            elif how == "templated_creative":
-                yield text
             elif how == "last_turn":
                 last = text.strip().splitlines()[-1]
                 yield re.sub(r'^agent_[AB]:\s*"?|"$', "", last)
@@ -237,31 +207,10 @@ def excerpt(text, limit):
     return text[: cut + 1] if cut > limit // 3 else text[:limit]
 
 
-def templated(texts, forms, how, seed):
-    rng = random.Random(seed)
-    out = []
-    for t in texts:
-        form = rng.choice(forms)
-        if how == "templated_translate":
-            doc = excerpt(t, rng.choice([80, 160, 240]))
-        else:
-            doc = excerpt(t, rng.choice([300, 600, 1200]))
-        out.append(form.format(doc=doc, n=rng.choice([2, 3, 5])))
-    return out
-
-
 def codeio_records(wheel):
     with gzip.open(io.BytesIO(wheel.read("reasoning_gym/data/codeio.jsonl.gz"))) as f:
         for line in f:
             yield json.loads(line)
-
-
-def templated_code(wheel):
-    rng = random.Random(5)
-    for d in codeio_records(wheel):
-        form = rng.choice(CODE_FORMS)
-        code = d["code_sample"].split("\n")
-        yield form.format(desc=d["task_description"], code="\n".join(code[: rng.choice([8, 16, 30])]))
 
 
 def codeio_rows(wheel):
@@ -275,15 +224,100 @@ def codeio_rows(wheel):
             )
 
 
+def nl2bash_rows(wheel):
+    with zipfile.ZipFile(wheel) as z:
+        for name in sorted(n for n in z.namelist() if re.search(r"datasets/nl2bash_fs_\d+\.json$", n)):
+            for d in json.loads(z.read(name)):
+                if isinstance(d, dict) and isinstance(d.get("query"), str):
+                    yield d["query"]
+
+
+def fill(form, rng, **pools):
+    """`form` with each {name} taken from pools[name] (a list) or given."""
+    values = {k: (rng.choice(v) if isinstance(v, list) else v) for k, v in pools.items()}
+    return form.format(**values)
+
+
+def form_rows(tar, members, gym, templates, rng):
+    """(label, family, text) from forms.py and promptsource's templates."""
+    articles = [a for a in bigbench_rows(tar, members, "gem/xsum", "raw")]
+    articles += list(bigbench_rows(tar, members, "gem/wikilingua_en", "raw"))
+    rng.shuffle(articles)
+    docs = [excerpt(a, rng.choice([300, 600, 1200])) for a in articles]
+    short = [excerpt(a, rng.choice([80, 160, 240])) for a in articles]
+    dialogues = []
+    for conv in bigbench_rows(tar, members, "topical_chat", "raw"):
+        turns = [re.sub(r'^agent_([AB]):\s*"?|"$', r"\1: ", t) for t in conv.strip().splitlines()[-6:]]
+        dialogues.append("\n".join(turns))
+    foreign = list(bigbench_rows(tar, members, "gem/mlsum_de", "raw")) + list(bigbench_rows(tar, members, "gem/mlsum_es", "raw"))
+    code = [d["code_sample"].split("\n") for d in codeio_records(gym)]
+    concepts = [", ".join(c.split()[:3]) for c in bigbench_rows(tar, members, "gem/common_gen", "raw")]
+    problems = list(bigbench_rows(tar, members, "elementary_math_qa/question_only", "raw"))
+    content = promptsource_forms.Content(rng, docs, dialogues, PASSAGE_QUESTIONS, concepts, problems)
+    rendered = promptsource_forms.render_all(templates, content, per_template=12, seed=3)
+    n = lambda: rng.choice([2, 3, 5])
+    num = lambda lo, hi: [str(x) for x in range(lo, hi)]
+    made = {
+        ("summarize", "articles"): [fill(rng.choice(forms.SUMMARIZE), rng, doc=d, n=n(), w=rng.choice([50, 80, 100])) for d in docs],
+        ("summarize", "dialogues"): [fill(rng.choice(forms.SUMMARIZE_DIALOGUE), rng, doc=d, n=n()) for d in dialogues],
+        ("extract", "articles"): [fill(rng.choice(forms.EXTRACT), rng, doc=d) for d in docs[::-1]],
+        ("extract", "records"): [f.format(rec=r, field=fd) for f in forms.EXTRACT_RECORD for r, fd in forms.RECORDS],
+        ("translate", "to"): [fill(rng.choice(forms.TRANSLATE), rng, doc=d, lang=forms.LANGUAGES) for d in short],
+        ("translate", "from"): [
+            fill(rng.choice(forms.TRANSLATE_FROM), rng, doc=excerpt(d, rng.choice([80, 160, 300])), src=["German", "Spanish"])
+            for d in foreign
+        ],
+        ("code", "with_code"): [
+            fill(rng.choice(forms.CODE_WITH_CODE), rng, code="\n".join(c[: rng.choice([6, 12, 24])]), lang=forms.CODE_LANGS)
+            for c in code
+        ],
+        ("code", "requests"): [
+            fill(f, rng, task=t, lang=forms.CODE_LANGS) for f in forms.CODE_REQUEST for t in forms.CODE_TASKS
+        ],
+        ("code", "agent"): [fill(f, rng, **forms.AGENT_FILLS) for f in forms.CODE_AGENT for _ in range(6)],
+        ("math", "forms"): [
+            fill(f, rng, a=num(2, 40), b=num(2, 12), c=num(3, 90), d=num(2, 9), n=num(40, 2000), p=num(3, 60), expr=forms.MATH_EXPRS)
+            for f in forms.MATH for _ in range(8)
+        ],
+        ("creative", "forms"): [fill(rng.choice(forms.CREATIVE), rng, t=c) for c in concepts],
+        ("creative", "from_text"): [fill(rng.choice(forms.CREATIVE_FROM_TEXT), rng, doc=d) for d in docs[1::3]],
+        ("chat", "forms"): [fill(f, rng, **forms.CHAT_FILLS) for f in forms.CHAT for _ in range(10)],
+    }
+    for label, parts in FORM_CAPS.items():
+        for what, cap in parts:
+            if what == "promptsource":
+                texts, family = [t for _, t in rendered.get(label, [])], "promptsource"
+            else:
+                texts, family = made[(label, what)], "switchyard-forms"
+            rng.shuffle(texts)
+            for text in texts[:cap]:
+                yield label, family, f"{family}:{label}:{what}", text
+
+
 def main():
-    evals_path, bigbench_path, gym_path, out_path = sys.argv[1:5]
-    evals = zipfile.ZipFile(evals_path)
-    gym = zipfile.ZipFile(gym_path)
-    tar = tarfile.open(bigbench_path)
+    p = argparse.ArgumentParser()
+    for name in ("evals", "bigbench", "gym", "icalfa", "promptsource", "eval-packages", "handwritten", "out"):
+        p.add_argument("--" + name, required=True)
+    args = p.parse_args()
+    evals = zipfile.ZipFile(args.evals)
+    gym = zipfile.ZipFile(args.gym)
+    tar = tarfile.open(args.bigbench)
     members = {m.name: m for m in tar.getmembers() if m.name.endswith("task.json")}
+
+    evaluation = eval_sets.handwritten(args.handwritten) + eval_sets.registry(eval_sets.wheel_paths(args.eval_packages))
+    held_out = {norm(r["text"]) for r in evaluation}
     seen = set()
     rows = []
     counts = {}
+
+    def take(label, family, source, system, text):
+        key = norm((system or "") + "\n" + text)
+        if key in seen or norm(text) in held_out:
+            return False
+        seen.add(key)
+        rows.append({"text": text, "system": system, "label": label, "source": source, "family": family, "split": split_of(key)})
+        return True
+
     for label, sources in SOURCES.items():
         for package, name, cap, how in sources:
             candidates = []
@@ -292,50 +326,33 @@ def main():
                     pair = messages(sample)
                     if pair and pair[1] and pair[1].strip():
                         candidates.append((pair[0], pair[1]))
-            elif package == "reasoning_gym" and how == "templated_code":
-                candidates = [(None, t) for t in templated_code(gym)]
             elif package == "reasoning_gym":
                 candidates = [(None, t) for t in codeio_rows(gym)]
-            elif how in ("templated_summarize", "templated_extract", "templated_translate"):
-                articles = list(bigbench_rows(tar, members, name, "raw"))
-                forms = {
-                    "templated_summarize": SUMMARIZE_FORMS,
-                    "templated_extract": EXTRACT_FORMS,
-                    "templated_translate": TRANSLATE_FORMS,
-                }[how]
-                candidates = [(None, t) for t in templated(articles, forms, how, how)]
+            elif package == "icalfa":
+                candidates = [(None, t) for t in nl2bash_rows(args.icalfa)]
             else:
-                texts = list(bigbench_rows(tar, members, name, how))
-                if how == "templated_creative":
-                    rng = random.Random(11)
-                    texts = [
-                        rng.choice(CREATIVE_FORMS).format(t=", ".join(c.split()[:3]))
-                        for c in texts
-                    ]
-                candidates = [(None, t) for t in texts if t.strip()]
+                candidates = [(None, t) for t in bigbench_rows(tar, members, name, how) if t.strip()]
             # A fixed shuffle, so the cap takes a spread of each set.
             random.Random(name + how).shuffle(candidates)
+            family = package.replace("_", "-")
             taken = 0
             for system, text in candidates:
                 if taken >= cap:
                     break
-                key = norm((system or "") + "\n" + text)
-                if key in seen:
-                    continue
-                seen.add(key)
-                source = f"{package}:{name}" + (":templated" if how.startswith("templated") else "")
-                rows.append(
-                    {
-                        "text": text,
-                        "system": system,
-                        "label": label,
-                        "source": source,
-                        "split": split_of(key),
-                    }
-                )
-                taken += 1
+                taken += take(label, family, f"{package}:{name}", system, text)
             counts[f"{label} <- {package}:{name} ({how})"] = taken
-    with open(out_path, "w") as f:
+
+    templates = promptsource_forms.original_templates(args.promptsource)
+    for label, family, source, text in form_rows(tar, members, gym, templates, random.Random(17)):
+        counts[f"{label} <- {source}"] = counts.get(f"{label} <- {source}", 0) + take(label, family, source, None, text)
+
+    for r in evaluation:
+        rows.append({
+            "text": r["text"], "system": r["system"], "label": r["label"],
+            "source": r.get("source", r["family"]), "family": r["family"], "split": "eval",
+        })
+        counts[f"{r['label']} <- eval {r.get('source', r['family'])}"] = counts.get(f"{r['label']} <- eval {r.get('source', r['family'])}", 0) + 1
+    with open(args.out, "w") as f:
         for r in rows:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
     for k, v in counts.items():
