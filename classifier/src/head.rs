@@ -148,10 +148,13 @@ mod tests {
     fn the_builtin_head_is_whole_and_matches_the_set_up_encoder() {
         let head = LabelHead::builtin().unwrap();
         assert_eq!(head.labels, BUILTIN_LABELS);
+        // The mean vector and both end segments of MiniLM's 384 dimensions.
+        let edge = crate::pooling::SEGMENT_EDGE;
         assert_eq!(
-            (head.dim, head.max_tokens),
-            (384, crate::encoder::DEFAULT_MAX_TOKENS)
+            (head.dim, head.max_tokens, head.segment_edge),
+            (3 * 384, crate::encoder::DEFAULT_MAX_TOKENS, Some(edge))
         );
+        assert_eq!(head.thresholds.len(), head.labels.len());
         // The sha256 scripts/models.sh pins for minilm/model.onnx.
         let pins = include_str!("../heads/encoder.sha256");
         assert!(pins.contains(&format!("{}  minilm/model.onnx", head.encoder)));

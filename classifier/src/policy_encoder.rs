@@ -19,7 +19,14 @@ impl policy::UtteranceEncoder for RouteEncoder {
     fn embed(&mut self, texts: &[&str]) -> Result<Vec<Vec<f32>>, String> {
         let mut out = Vec::with_capacity(texts.len());
         for chunk in texts.chunks(16) {
-            out.extend(self.encoder.embed(chunk).map_err(|e| e.to_string())?);
+            let dim = self.encoder.dim();
+            let vectors = self.encoder.embed(chunk).map_err(|e| e.to_string())?;
+            // Routes compare sentence vectors: the end segments a label
+            // head may ask for are not part of them.
+            out.extend(vectors.into_iter().map(|mut v| {
+                v.truncate(dim);
+                v
+            }));
         }
         Ok(out)
     }
@@ -38,9 +45,10 @@ impl policy::UtteranceEncoder for ServiceEncoder<'_> {
         texts
             .iter()
             .map(|t| {
+                // The sentence vector only (see RouteEncoder::embed).
                 self.0
                     .embed_blocking(t)
-                    .map(|e| e.vector.to_vec())
+                    .map(|e| e.vector.get(..self.0.dim()).unwrap_or(&e.vector).to_vec())
                     .map_err(|e| e.to_string())
             })
             .collect()

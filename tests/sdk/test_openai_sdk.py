@@ -69,6 +69,21 @@ def test_the_router_answers_through_the_sdk(client):
         assert raw.headers["x-switchyard-route-classifier"] in ("unavailable", "computed", "cached")
 
 
+def test_a_summary_request_routes_to_the_summaries_rule(client):
+    article = (
+        "Rivers shape the land they cross. Over thousands of years the Colorado River carved the Grand "
+        "Canyon, cutting through layers of rock that record almost two billion years of history."
+    )
+    raw = client.chat.completions.with_raw_response.create(
+        model="auto",
+        messages=[{"role": "user", "content": f"Summarize this article about rivers in two sentences: {article}"}],
+    )
+    assert raw.parse().choices[0].message.content
+    if os.environ.get("SWITCHYARD_REQUIRE_MODEL") == "1":
+        assert raw.headers["x-switchyard-route"] == "auto/summaries"
+        assert raw.headers["x-switchyard-route-label"].startswith("summarize;")
+
+
 def test_bad_key_is_an_authentication_error(gateway):
     bad = openai.OpenAI(base_url=gateway, api_key="sk-sy-wrong-key-0000000000", max_retries=0)
     with pytest.raises(openai.AuthenticationError) as e:

@@ -75,7 +75,11 @@ def handwritten(path):
                 raise ValueError(f"{path}: a prompt before any '= label' line")
             text = line.replace("\\n", "\n")
             text = re.sub(r"\{doc:(\w+)\}", lambda m: docs[m.group(1)], text)
-            rows.append({"text": text, "system": None, "label": label, "family": "handwritten"})
+            # A request written after the text it is about is reported as
+            # its own source: the window reads it through the turn's tail.
+            after = line.startswith("{doc:")
+            source = "handwritten:request-after-document" if after else "handwritten"
+            rows.append({"text": text, "system": None, "label": label, "family": "handwritten", "source": source})
     return rows
 
 

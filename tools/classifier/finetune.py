@@ -39,6 +39,11 @@ LABELS = ["code", "math", "summarize", "extract", "translate", "creative", "chat
 MAX_TOKENS, EDGE = 48, 8
 LAYERS, TUNED, HEADS = 6, 3, 12
 RANK, ALPHA = 8, 16.0
+# Weight of keeping the mean vector where the base encoder puts it: operator
+# routes compare mean vectors by cosine with thresholds set for the base
+# model's space, and a label-tuned space would put every chat prompt near
+# every support utterance. The label signal goes to the end segments.
+KEEP = 4.0
 EPOCHS, BATCH, LR, SEED = 3, 32, 1e-3, 0
 MATRICES = {
     "q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
@@ -119,14 +124,19 @@ class Tuner:
                 x = layer(W, x, mask, i)
             return x
 
-        def forward(params, x, mask):
+        def features(params, x, mask):
             for j, i in enumerate(range(LAYERS - TUNED, LAYERS)):
-                x = layer(W, x, mask, i, params["lora"][j])
-            return pool(x, mask) @ params["w"] + params["b"]
+                x = layer(W, x, mask, i, None if params is None else params["lora"][j])
+            return pool(x, mask)
+
+        def forward(params, x, mask):
+            f = features(params, x, mask)
+            return f @ params["w"] + params["b"], f[:, :384]
 
         self.frozen = frozen
         self.forward = forward
-        self.predict = jax.jit(lambda params, x, mask: jax.nn.softmax(forward(params, x, mask), -1))
+        self.base_mean = jax.jit(lambda x, mask: features(None, x, mask)[:, :384])
+        self.predict = jax.jit(lambda params, x, mask: jax.nn.softmax(forward(params, x, mask)[0], -1))
 
     def lower(self, texts):
         """The frozen layers' output for `texts`, and their masks."""
@@ -142,7 +152,12 @@ class Tuner:
             masks.append(mask)
         return np.concatenate(xs), np.concatenate(masks)
 
+    def base_means(self, X, M):
+        """The base encoder's mean vectors, which training keeps."""
+        return np.concatenate([np.asarray(self.base_mean(X[i : i + 256], M[i : i + 256])) for i in range(0, len(X), 256)])
+
     def train(self, X, M, Y, epochs, log):
+        T = self.base_means(X, M)
         key = jax.random.PRNGKey(SEED)
 
         def adapters(key, i):
@@ -159,16 +174,18 @@ class Tuner:
             "b": jnp.zeros(len(LABELS)),
         }
 
-        def loss(params, x, mask, y):
-            return optax.softmax_cross_entropy_with_integer_labels(self.forward(params, x, mask), y).mean()
+        def loss(params, x, mask, y, target):
+            logits, mean = self.forward(params, x, mask)
+            drift = 1.0 - (mean * target).sum(-1)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean() + KEEP * drift.mean()
 
         steps = epochs * (len(Y) // BATCH)
         opt = optax.adamw(optax.warmup_cosine_decay_schedule(0.0, LR, steps // 10, steps), weight_decay=0.01)
         state = opt.init(params)
 
         @jax.jit
-        def step(params, state, x, mask, y):
-            value, grads = jax.value_and_grad(loss)(params, x, mask, y)
+        def step(params, state, x, mask, y, target):
+            value, grads = jax.value_and_grad(loss)(params, x, mask, y, target)
             updates, state = opt.update(grads, state, params)
             return optax.apply_updates(params, updates), state, value
 
@@ -178,7 +195,7 @@ class Tuner:
             losses = []
             for s in range(len(Y) // BATCH):
                 b = order[s * BATCH : (s + 1) * BATCH]
-                params, state, value = step(params, state, X[b], M[b], Y[b])
+                params, state, value = step(params, state, X[b], M[b], Y[b], T[b])
                 losses.append(float(value))
             log(f"epoch {epoch + 1}/{epochs}, loss {np.mean(losses):.4f}")
         return params

@@ -90,8 +90,9 @@ struct Example {
     tokens: usize,
 }
 
-/// A ~700-word document for the long-prompt figures: pasted after the
-/// request, and before it (the request then sits at the prompt's end).
+/// A ~700-word document pasted after the request, for the long-prompt
+/// figure. (Requests written after a pasted document are in the
+/// hand-written set, reported as their own source.)
 const FILLER: &str = "The committee reviewed the quarterly figures in detail, noting that the regional offices had reported mixed results across most product lines. Several members asked for clarification about the timing of shipments, the assumptions behind the forecast, and the reasons for the delay in hiring. The chair reminded everyone that the minutes of the previous meeting had been circulated and approved, and that the agenda for the next session would include the annual review of suppliers, the renewal of the lease for the warehouse, and a presentation by the facilities team about energy use in the main building. ";
 
 const L2_GRID: [f32; 4] = [1e-4, 3e-4, 1e-3, 3e-3];
@@ -180,13 +181,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let after_xs = embed(
         &mut encoder,
         &refs(&variant(&|e| {
-            prompt_window(None, &format!("{}\n\n{}", raw(e), FILLER.repeat(6)))
-        })),
-    )?;
-    let before_xs = embed(
-        &mut encoder,
-        &refs(&variant(&|e| {
-            prompt_window(None, &format!("{}\n\n{}", FILLER.repeat(6), raw(e)))
+            prompt_window(None, &format!("{}\n\n{}", e.text, FILLER.repeat(6)))
         })),
     )?;
     eprintln!("embedded in {:.1?}", started.elapsed());
@@ -379,10 +374,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &on_test(&after_xs, &|_| true),
     );
     r.cm_row(
-        "… a ~700-word document pasted before the request",
-        &on_test(&before_xs, &|_| true),
-    );
-    r.cm_row(
         "… prompts over 512 word pieces",
         &on_test(&test_xs, &|e| e.tokens > 512),
     );
@@ -527,10 +518,6 @@ fn read_examples(
         });
     }
     Ok(out)
-}
-
-fn raw(e: &Example) -> &str {
-    &e.text
 }
 
 fn refs(v: &[String]) -> Vec<&str> {
