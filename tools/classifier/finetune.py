@@ -10,6 +10,10 @@ classifier/scripts/build_encoder.py merges it into the weights before it
 writes the fused int8 graph, so nothing large is committed and the encoder
 is rebuilt from the pinned package plus this file.
 
+A second objective keeps each prompt's mean vector where the base model
+puts it (KEEP below): operator routes compare mean vectors with thresholds
+set in the base model's space; the label signal goes to the end segments.
+
 Trains on the `train` split of build_dataset.py's output only, through the
 engine's window (a port of classifier/src/window.rs) and pooling (mean plus
 both end segments, classifier/src/pooling.rs), with the same doubling of

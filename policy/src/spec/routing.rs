@@ -106,7 +106,8 @@ pub struct WhenSpec {
     /// An operator-defined route under `classifier.routes`.
     #[serde(default)]
     pub route: Option<String>,
-    /// For `label`: the label's probability (default 0.5). For `route`: the
+    /// For `label`: the label's probability (default: the built-in head's
+    /// calibrated threshold for the label, 0.5 without one). For `route`: the
     /// similarity, instead of the route's own threshold.
     #[serde(default)]
     pub min_score: Option<f64>,

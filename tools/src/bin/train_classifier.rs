@@ -382,13 +382,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     r.heading("Training families");
     r.table_head(&["family", "train", "validation", "test"]);
-    let mut families: Vec<&str> = examples
-        .iter()
-        .filter(|e| e.split != Split::Eval)
-        .map(|e| e.family.as_str())
-        .collect();
-    families.sort();
-    families.dedup();
+    let families = training_families(&examples);
     for family in families {
         let n = |s: Split| {
             examples
@@ -447,13 +441,8 @@ fn read_out_of_family(
     Ok((folds.into_iter().collect(), scored))
 }
 
-fn head_only_folds(
-    examples: &[Example],
-    xs: &[Vec<f32>],
-    labels: &[String],
-    l2: f32,
-    training: TrainingSet<'_>,
-) -> Folds {
+/// The families training rows come from, sorted.
+fn training_families(examples: &[Example]) -> Vec<&str> {
     let mut families: Vec<&str> = examples
         .iter()
         .filter(|e| e.split != Split::Eval)
@@ -461,6 +450,17 @@ fn head_only_folds(
         .collect();
     families.sort();
     families.dedup();
+    families
+}
+
+fn head_only_folds(
+    examples: &[Example],
+    xs: &[Vec<f32>],
+    labels: &[String],
+    l2: f32,
+    training: TrainingSet<'_>,
+) -> Folds {
+    let families = training_families(examples);
     let mut folds = Vec::new();
     let mut scored = Vec::new();
     for family in families {
